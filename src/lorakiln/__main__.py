@@ -1,0 +1,3 @@
+from lorakiln.cli.app import main
+
+main()

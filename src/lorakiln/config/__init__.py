@@ -1,0 +1,1 @@
+"""Typed configuration: project.toml root, one pydantic model per stage section, presets."""

@@ -1,0 +1,61 @@
+"""Presets per base model: bundled TOML files in lorakiln/presets/, shaped like project.toml.
+
+A preset file has a `[preset]` table (name, aliases, description) and stage tables
+(`[train]`, `[caption]`, ...) that sit between code defaults and the user's project.toml.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import tomlkit
+
+from lorakiln.core.errors import ConfigError, KilnError
+
+
+@lru_cache(maxsize=1)
+def all_presets() -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    folder = resources.files("lorakiln") / "presets"
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not entry.name.endswith(".toml"):
+            continue
+        try:
+            doc = tomlkit.parse(entry.read_text(encoding="utf-8")).unwrap()
+        except tomlkit.exceptions.ParseError as e:
+            raise ConfigError(Path(str(entry)), f"preset is not valid TOML: {e}") from None
+        meta = doc.get("preset") or {}
+        name = meta.get("name") or entry.name[: -len(".toml")]
+        out[name] = doc
+    return out
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "", s.lower())
+
+
+def find_preset(base: str | None) -> dict | None:
+    """The preset for a base-model name, alias, or file name containing an alias; None if none."""
+    if not base:
+        return None
+    presets = all_presets()
+    key = _norm(Path(base).stem if "/" in base or base.endswith((".safetensors", ".ckpt")) else base)
+    for name, doc in presets.items():
+        aliases = [name, *(doc.get("preset", {}).get("aliases") or [])]
+        if key in {_norm(a) for a in aliases}:
+            return doc
+    for name, doc in presets.items():  # file names such as animagine-xl-3.1.safetensors
+        aliases = [name, *(doc.get("preset", {}).get("aliases") or [])]
+        if any(len(_norm(a)) >= 5 and _norm(a) in key for a in aliases):
+            return doc
+    return None
+
+
+def get_preset(name: str) -> dict:
+    doc = find_preset(name)
+    if doc is None:
+        raise KilnError(f"unknown preset {name!r}; known: {', '.join(sorted(all_presets())) or 'none'}")
+    return doc

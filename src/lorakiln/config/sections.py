@@ -1,0 +1,43 @@
+"""Registry of stage sections of project.toml: `[dedupe]` is validated by DedupeConfig, etc.
+
+Adding a stage: define its model in config/<stage>.py with `@section("<stage>")` and add
+the module to SECTION_MODULES.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from pydantic import BaseModel, ConfigDict
+
+SECTION_MODULES = [
+    # one line per stage config module
+]
+
+_SECTIONS: dict[str, type[BaseModel]] = {}
+_loaded = False
+
+
+class SectionModel(BaseModel):
+    """Base for stage configs: unknown keys are errors, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def section(name: str):
+    def deco(cls: type[BaseModel]) -> type[BaseModel]:
+        if name in _SECTIONS and _SECTIONS[name] is not cls:
+            raise KeyError(f"config section {name!r} registered twice")
+        _SECTIONS[name] = cls
+        return cls
+
+    return deco
+
+
+def sections() -> dict[str, type[BaseModel]]:
+    global _loaded
+    if not _loaded:
+        for mod in SECTION_MODULES:
+            importlib.import_module(mod)
+        _loaded = True
+    return dict(_SECTIONS)

@@ -1,0 +1,1 @@
+"""Import-light foundations (no torch): records, manifest, errors, progress, registries."""

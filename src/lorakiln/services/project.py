@@ -1,0 +1,136 @@
+"""A project folder: project.toml, manifest.jsonl, images/, dataset/, runs/, cache/."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+import tomlkit
+from pydantic import BaseModel
+
+from lorakiln.config.presets import find_preset
+from lorakiln.config.project import (
+    ProjectInfo,
+    new_document,
+    read_toml,
+    validate_document,
+    write_document,
+)
+from lorakiln.config.resolve import resolve_section
+from lorakiln.config.sections import sections
+from lorakiln.core.errors import KilnError, ProjectNotFound
+from lorakiln.core.manifest import Manifest
+
+M = TypeVar("M", bound=BaseModel)
+PROJECT_FILE = "project.toml"
+
+
+@dataclass
+class Project:
+    root: Path
+    info: ProjectInfo
+    doc: tomlkit.TOMLDocument = field(repr=False)
+
+    # -- locations ------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.root / PROJECT_FILE
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.jsonl"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.root / "dataset"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    def manifest(self) -> Manifest:
+        return Manifest.load(self.manifest_path)
+
+    def rel(self, path: Path) -> str:
+        """A path relative to the project root, as stored in the manifest."""
+        return Path(os.path.relpath(Path(path).resolve(), self.root.resolve())).as_posix()
+
+    def abs(self, rel: str) -> Path:
+        return self.root / rel
+
+    # -- configuration ----------------------------------------------------------
+    def section_doc(self, name: str) -> dict[str, Any]:
+        value = self.doc.get(name)
+        return value.unwrap() if value is not None else {}
+
+    def preset(self) -> dict:
+        return find_preset(self.info.base) or {}
+
+    def resolve(self, name: str, cli: Mapping[str, Any] | None = None, model: type[M] | None = None) -> M:
+        """The typed section `name`: defaults < preset < project.toml < env < CLI flags."""
+        model = model or sections()[name]
+        return resolve_section(
+            model,
+            name=name,
+            preset=self.preset().get(name),
+            project=self.section_doc(name),
+            cli=cli,
+            source=str(self.config_path),
+        )
+
+    def set_section(self, name: str, values: Mapping[str, Any]) -> None:
+        """Write values into [name] of project.toml (comments elsewhere are kept), then re-validate."""
+        table = self.doc.get(name)
+        if table is None:
+            table = tomlkit.table()
+            self.doc[name] = table
+        for k, v in values.items():
+            table[k] = v
+        validate_document(self.doc.unwrap(), self.config_path)
+        write_document(self.config_path, self.doc)
+
+
+def init_project(root: Path, name: str, trigger: list[str] | str, base: str | None = None,
+                 character: str | None = None) -> Project:
+    root = Path(root)
+    if (root / PROJECT_FILE).exists():
+        raise KilnError(f"{root / PROJECT_FILE} already exists; not overwriting it")
+    info = ProjectInfo(name=name, trigger=trigger, base=base, character=character)
+    root.mkdir(parents=True, exist_ok=True)
+    for sub in ("images", "dataset", "runs", "cache"):
+        (root / sub).mkdir(exist_ok=True)
+    doc = new_document(info)
+    write_document(root / PROJECT_FILE, doc)
+    (root / "manifest.jsonl").touch()
+    return open_project(root)
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The folder given, or the current folder or its nearest parent holding project.toml."""
+    if start is not None:
+        start = Path(start)
+        if not (start / PROJECT_FILE).exists():
+            raise ProjectNotFound(start)
+        return start
+    here = Path.cwd()
+    for p in (here, *here.parents):
+        if (p / PROJECT_FILE).exists():
+            return p
+    raise ProjectNotFound(here)
+
+
+def open_project(where: Path | None = None) -> Project:
+    root = find_root(where)
+    doc = read_toml(root / PROJECT_FILE)
+    info, _ = validate_document(doc.unwrap(), root / PROJECT_FILE)
+    return Project(root=root, info=info, doc=doc)

@@ -1,0 +1,44 @@
+import os
+from pathlib import Path
+
+import pytest
+
+# nothing in the tests may reach a model hub
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture
+def project(tmp_path: Path):
+    """A fresh project in a temporary folder."""
+    from lorakiln.services.project import init_project
+
+    return init_project(tmp_path / "proj", "kafka", ["kafka_hsr"], base=None)
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    """Run `kiln ...` in-process; returns (exit_code, output)."""
+    from typer.testing import CliRunner
+
+    from lorakiln.cli import common
+    from lorakiln.cli.app import app
+
+    runner = CliRunner()
+
+    def run(*args: str, cwd: Path | None = None):
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        common.set_global_project(None)
+        res = runner.invoke(app, [str(a) for a in args], catch_exceptions=True)
+        exc = res.exception
+        if exc is not None and not isinstance(exc, SystemExit):
+            from lorakiln.core.errors import KilnError
+
+            if isinstance(exc, KilnError):
+                return 1, res.output + f"error: {exc}"
+            raise exc
+        return res.exit_code, res.output
+
+    return run
