@@ -1,0 +1,1 @@
+"""Caption model, pure caption operations with history, sidecar I/O and export."""

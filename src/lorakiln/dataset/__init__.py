@@ -1,0 +1,1 @@
+"""Dataset stages: decoding, dedupe, filters (later crops and identity), as small actions."""

@@ -1,0 +1,1 @@
+"""Sampling, grids, metrics (one per file) and reports."""

@@ -1,0 +1,1 @@
+"""File formats shared by training, merging and evaluation: kohya LoRA files, key maps, hashes."""

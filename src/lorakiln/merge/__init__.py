@@ -1,0 +1,1 @@
+"""Pure state-dict operations on LoRAs and checkpoints, and the file-level commands."""

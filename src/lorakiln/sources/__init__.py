@@ -1,0 +1,1 @@
+"""Imageboard sources: one file per site behind one registry."""

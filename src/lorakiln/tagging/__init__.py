@@ -1,0 +1,1 @@
+"""Taggers (ONNX runners) and pure tag post-processing."""

@@ -1,0 +1,70 @@
+"""The contract between the model-agnostic training loop and a model family.
+
+A family knows how to load its components, turn captions into conditioning, turn pixels
+into latents, run the denoiser, and name its LoRA target modules the way kohya does.
+Everything else (data, optimiser, loop, saving) is shared and lives outside families/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from lorakiln.core.registry import Registry
+
+
+@dataclass
+class Components:
+    """Loaded model parts. `text_encoders`/`tokenizers` are in kohya order (te1, te2)."""
+
+    family: str
+    unet: nn.Module
+    vae: nn.Module
+    text_encoders: list[nn.Module]
+    tokenizers: list[Any]
+    noise_scheduler: Any  # diffusers DDPMScheduler configured like the base model
+    prediction_type: str = "epsilon"  # or "v_prediction"
+    source: dict[str, Any] = field(default_factory=dict)  # name, sha256, legacy hash of the base file
+
+
+@dataclass
+class Conditioning:
+    """What the denoiser needs besides latents and timesteps (SDXL adds pooled + size ids)."""
+
+    hidden_states: torch.Tensor
+    pooled: torch.Tensor | None = None
+    time_ids: torch.Tensor | None = None
+
+    def to(self, device, dtype=None) -> "Conditioning":
+        mv = lambda t: None if t is None else t.to(device=device, dtype=dtype or t.dtype)  # noqa: E731
+        return Conditioning(mv(self.hidden_states), mv(self.pooled), mv(self.time_ids))
+
+
+class Family(Protocol):
+    name: str  # registry name: sd15, sdxl, tiny-sd15, tiny-sdxl
+    arch: str  # "sd15" or "sdxl": key naming, metadata, bucket steps
+    default_resolution: int
+
+    def load(self, base: str, *, dtype: torch.dtype, vae: str | None = None,
+             allow_pickle: bool = False) -> Components: ...
+
+    def build_empty(self, device: str = "meta") -> Components:
+        """The full architecture without weights (for `kiln lora keys` and shape checks)."""
+
+    def encode_prompts(self, comps: Components, captions: list[str], *, clip_skip: int = 1,
+                       max_token_length: int = 75, sizes: list[tuple] | None = None) -> Conditioning: ...
+
+    def encode_latents(self, comps: Components, pixels: torch.Tensor) -> torch.Tensor:
+        """pixels in [-1, 1], NCHW -> scaled latents."""
+
+    def predict(self, comps: Components, latents: torch.Tensor, timesteps: torch.Tensor,
+                cond: Conditioning) -> torch.Tensor: ...
+
+    def lora_targets(self, comps: Components, *, conv: bool, text_encoder: bool) -> dict[str, nn.Module]:
+        """kohya LoRA name -> module to adapt (lora_unet_..., lora_te_/lora_te1_/lora_te2_...)."""
+
+
+FAMILIES: Registry[Family] = Registry("model family")
