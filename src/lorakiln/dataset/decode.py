@@ -6,7 +6,6 @@ truncated files and decompression bombs (Pillow's pixel limit). Failures raise I
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,13 +38,22 @@ def probe(path: Path) -> ImageInfo:
         raise ItemError(str(path), f"unreadable image: {e}") from None
 
 
-def load_rgb(path: Path, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
-    """Fully decode to an upright RGB image; alpha is composited on `background`."""
+def load_rgb(path: Path, background: tuple[int, int, int] = (255, 255, 255),
+             max_side: int | None = None) -> Image.Image:
+    """Fully decode to an upright RGB image; alpha is composited on `background`.
+
+    With `max_side`, JPEGs are decoded at a reduced scale (Image.draft) and the result is
+    downscaled so its longer side is at most `max_side`: hashing and statistics need no more."""
     try:
         with _open(path) as im:
+            if max_side is not None:
+                im.draft("RGB", (max_side, max_side))
             im.load()
             im = ImageOps.exif_transpose(im)
-            return to_rgb(im, background)
+            im = to_rgb(im, background)
+            if max_side is not None and max(im.size) > max_side:
+                im.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+            return im
     except ItemError:
         raise
     except OSError as e:
@@ -75,17 +83,20 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) 
 
 
 def _open(path: Path) -> Image.Image:
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    """Open lazily; refuse decompression bombs by the header's pixel count (thread-safe,
+    unlike Pillow's warning-based check, which needs process-wide warning filters)."""
+    Image.MAX_IMAGE_PIXELS = None  # our check below replaces Pillow's global one
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(path)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ItemError(str(path), f"decompression bomb: more than {MAX_PIXELS} pixels") from None
+        im = Image.open(path)
     except UnidentifiedImageError:
         raise ItemError(str(path), "not an image (or an unsupported format)") from None
     except FileNotFoundError:
         raise ItemError(str(path), "file is missing") from None
+    w, h = im.size
+    if w * h > MAX_PIXELS:
+        im.close()
+        raise ItemError(str(path), f"decompression bomb: {w}x{h} is more than {MAX_PIXELS} pixels")
+    return im
 
 
 def _oriented_size(im: Image.Image) -> tuple[int, int]:

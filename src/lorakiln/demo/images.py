@@ -26,6 +26,9 @@ class Spec:
     width: int = 512
     height: int = 640
     mono: bool = False
+    scale: float = 1.0  # figure size relative to the picture
+    shift: float = 0.0  # horizontal offset of the figure, as a fraction of the width
+    horizon: float | None = None  # a floor/wall split at this height (fraction), darker below
 
     def tags(self) -> list[str]:
         t = ["1girl", "solo", "long_hair", "purple_eyes" if self.view != "back" else "from_behind",
@@ -42,14 +45,17 @@ def make_image(spec: Spec) -> Image.Image:
     w, h = spec.width, spec.height
     img = Image.new("RGB", (w, h), BACKGROUNDS[spec.background])
     d = ImageDraw.Draw(img)
+    if spec.horizon is not None:
+        floor = tuple(int(v * 0.7) for v in BACKGROUNDS[spec.background])
+        d.rectangle([0, int(h * spec.horizon), w, h], fill=floor)
     for _ in range(6):  # background clutter so images differ
         x, y = rng.randrange(w), rng.randrange(h)
         r = rng.randrange(8, max(9, w // 6))
         c = tuple(max(0, min(255, v + rng.randrange(-60, 60))) for v in BACKGROUNDS[spec.background])
         d.ellipse([x - r, y - r, x + r, y + r], fill=c)
-    cx = w // 2 + rng.randrange(-w // 10, w // 10 + 1)
-    top = h // 8 + rng.randrange(0, h // 16 + 1)
-    head = w // 7
+    cx = int(w * (0.5 + spec.shift)) + rng.randrange(-w // 10, w // 10 + 1)
+    top = int(h // 8 + rng.randrange(0, h // 16 + 1) + (1.0 - spec.scale) * h * 0.3)
+    head = int(w // 7 * spec.scale)
     # hair behind, body, head, eyes
     d.rectangle([cx - head * 1.2, top, cx + head * 1.2, top + head * 4], fill=HAIR)
     d.polygon([(cx - head * 1.4, top + head * 2), (cx + head * 1.4, top + head * 2),
@@ -80,5 +86,8 @@ def demo_specs(n: int = 24, seed: int = 0) -> list[Spec]:
             view=rng.choice(["front", "front", "front", "side", "back"]),
             width=rng.choice([512, 576, 640]),
             height=rng.choice([640, 704, 768]),
+            scale=rng.choice([0.6, 0.8, 1.0, 1.2]),
+            shift=rng.choice([-0.22, -0.1, 0.0, 0.1, 0.22]),
+            horizon=rng.choice([None, 0.55, 0.7, 0.85]),
         ))
     return specs

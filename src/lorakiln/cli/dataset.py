@@ -1,0 +1,135 @@
+"""kiln import / dedupe / filter: thin commands over the dataset services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from lorakiln.cli.common import ProjectOpt, RichProgress, open_project, out
+
+
+def import_(
+    folder: Annotated[Path, typer.Argument(help="Folder of images (+ .txt captions, kohya N_name folders).")],
+    subset: Annotated[Optional[str], typer.Option(help="Put every image in this subset.")] = None,
+    copy: Annotated[Optional[bool], typer.Option("--copy/--link", help="Copy files (default) or link them.")] = None,
+    force: Annotated[bool, typer.Option(help="Read files already imported again (captions, size, subset).")] = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Copy a folder of images you already have into the project; your files are never changed."""
+    from lorakiln.services.importer import import_folder
+
+    p = open_project(project)
+    cfg = p.resolve("import", {"mode": None if copy is None else ("copy" if copy else "link")})
+    r = import_folder(p, folder, cfg, RichProgress(), subset=subset, force=force)
+    out.print(f"found {r.found} images: [green]{r.imported} imported[/], {r.refreshed} refreshed, "
+              f"{r.already} already imported, {r.same_content} same content twice, "
+              f"[red]{len(r.errors)} errors[/]" + (f"; {r.other_files} other files skipped" if r.other_files else ""))
+    for name, n in sorted(r.subsets.items()):
+        out.print(f"  subset {name}: {n}")
+    for path, why in r.errors:
+        out.print(f"  [red]error[/] {path}: {why}")
+
+
+def dedupe(
+    threshold: Annotated[Optional[int], typer.Option(help="Largest hash distance counted as a near-duplicate.")] = None,
+    show: Annotated[bool, typer.Option(help="List the duplicate groups: ids, sizes, distances.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Find groups but drop nothing (use with --show).")] = False,
+    force: Annotated[bool, typer.Option(help="Restore earlier duplicate drops, rehash and decide again.")] = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Drop exact and near-duplicate images, keeping the best of each group."""
+    from lorakiln.services.dedupe import run_dedupe
+
+    p = open_project(project)
+    cfg = p.resolve("dedupe", {"threshold": threshold})
+    r = run_dedupe(p, cfg, RichProgress(), force=force, dry_run=dry_run)
+    exact = sum(d.kind == "exact" for d in r.decisions)
+    verb = "would drop" if dry_run else "dropped"
+    tail = (f"; {r.restored} restored" if r.restored else "")
+    tail += f"; [red]{len(r.errors)} errors[/]" if r.errors else ""
+    out.print(f"{r.considered} images: hashed {r.hashed}, {r.cached} from cache; {verb} {exact} exact and "
+              f"{len(r.decisions) - exact} near duplicates ({cfg.hash} distance <= {cfg.threshold}){tail}")
+    for rid, why in r.errors:
+        out.print(f"  [red]error[/] {rid}: {why}")
+    if show:
+        _print_groups(r.groups)
+
+
+def _print_groups(groups) -> None:
+    if not groups:
+        out.print("no duplicate groups")
+    for n, g in enumerate(groups, 1):
+        t = Table(title=f"group {n}: {1 + len(g.dropped)} images", title_justify="left", header_style="bold")
+        for col in ("", "id", "size", "score", "kind", "distance"):
+            t.add_column(col)
+        t.add_row("[green]keep[/]", g.keep.id, _size(g.keep), _txt(g.keep.score), "", "")
+        for m in g.dropped:
+            t.add_row("drop", m.record.id, _size(m.record), _txt(m.record.score), m.kind, _txt(m.distance))
+        out.print(t)
+
+
+def _size(r) -> str:
+    return f"{r.width}x{r.height}" if r.width and r.height else "-"
+
+
+def _txt(v) -> str:
+    return "-" if v is None else str(v)
+
+
+def filter_(
+    undo: Annotated[Optional[str], typer.Option(
+        help="Restore images dropped by this filter (a prefix: mono, 'too small', tags...).")] = None,
+    force: Annotated[bool, typer.Option(help="Restore all filter drops and judge every image again.")] = False,
+    list_: Annotated[bool, typer.Option(
+        "--list", help="Show the filters in the order they run, with their settings.")] = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Drop images no training run should see: animated, too small, bad aspect, tag rules, monochrome, cap."""
+    from lorakiln.services import filter as svc
+
+    p = open_project(project)
+    cfg = p.resolve("filter")
+    if list_:
+        return _list_filters(cfg)
+    if undo is not None:
+        back = svc.undo(p, undo)
+        if not back:
+            known = ", ".join(f"{k} ({n})" for k, n in sorted(svc.filter_reasons(p.manifest()).items())) or "none"
+            out.print(f"nothing dropped by a filter matching {undo!r}; filter drops: {known}")
+        else:
+            out.print(f"restored {len(back)} images (later runs of `kiln filter` keep them; --force forgets this)")
+        return
+    from lorakiln.config.tag import TagConfig
+
+    r = svc.run_filter(p, cfg, RichProgress(), tag_cfg=p.resolve("tag", model=TagConfig), force=force)
+    out.print(f"{r.considered} images judged by {', '.join(r.filters)}: dropped {len(r.dropped)}"
+              + (f"; {r.restored} earlier drops restored" if r.restored else ""))
+    for label, n in sorted(r.by_filter().items()):
+        out.print(f"  {label}: {n}")
+    if r.untagged:
+        out.print(f"  {r.untagged} images have no tags yet: tag rules judge them after `kiln tag` "
+                  "and another `kiln filter`")
+    for rid, why in r.errors:
+        out.print(f"  [red]error[/] {rid}: {why}")
+
+
+def _list_filters(cfg) -> None:
+    from lorakiln.dataset.filters import FILTER_ORDER, FILTERS, build_filters
+
+    on = {f.name: f for f in build_filters(cfg)}
+    t = Table(header_style="bold")
+    for col in ("#", "filter", "reason prefix", "setting"):
+        t.add_column(col)
+    for n, name in enumerate(FILTER_ORDER, 1):
+        f = on.get(name)
+        t.add_row(str(n), name, FILTERS.get(name).label, f.describe() if f else "[dim]off[/]")
+    out.print(t)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("import")(import_)
+    app.command()(dedupe)
+    app.command("filter")(filter_)

@@ -1,0 +1,139 @@
+"""kiln dedupe: hash what is new, group duplicates, keep the best of each group."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, TypeVar
+
+from lorakiln.config.dedupe import DedupeConfig
+from lorakiln.core.errors import ItemError
+from lorakiln.core.manifest import Manifest, ManifestSaver
+from lorakiln.core.progress import Progress
+from lorakiln.core.records import ImageRecord, Status
+from lorakiln.dataset.decode import load_rgb
+from lorakiln.dataset.dedupe import (
+    INFO_KEY,
+    Candidate,
+    Decision,
+    Group,
+    dedupe,
+    groups_of,
+    groups_of_decisions,
+    is_duplicate_drop,
+)
+from lorakiln.dataset.perceptual import hash_kind, perceptual_hash
+from lorakiln.services.project import Project
+
+KIND_KEY = "phash_kind"  # record.extra: what record.phash was computed with
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class DedupeReport:
+    considered: int = 0
+    hashed: int = 0
+    cached: int = 0
+    restored: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
+
+
+HASH_SIDE = 512  # perceptual hashes look at 32x32 or less: decode big JPEGs at a reduced scale
+
+
+def run_dedupe(project: Project, cfg: DedupeConfig, progress: Progress, *, force: bool = False,
+               dry_run: bool = False) -> DedupeReport:
+    m = project.manifest()
+    report = DedupeReport()
+    back = restorable(m, everything=force)
+    if not dry_run:
+        for r in back:
+            restore(r)
+    report.restored = len(back)
+    pool = m.kept() + ([] if not dry_run else back)
+    kind = hash_kind(cfg.hash, cfg.hash_size)
+    with ManifestSaver(m) as saver:
+        if cfg.near:
+            _hash_missing(project, pool, cfg, kind, force, progress, saver, report)
+        pool = [r for r in pool if r.status != Status.error]  # hashing may have found broken files
+        report.considered = len(pool)
+        cands = [Candidate.of(r, r.phash if r.extra.get(KIND_KEY) == kind else None) for r in pool]
+        report.decisions = dedupe(cands, cfg, cfg.hash)
+        if dry_run:
+            report.groups = groups_of_decisions(report.decisions, {r.id: r for r in pool})
+            return report
+        for d in report.decisions:
+            rec = m[d.drop]
+            rec.drop(d.reason, duplicate_of=d.keep)
+            rec.extra[INFO_KEY] = {"kind": d.kind, "distance": d.distance}
+    report.groups = groups_of(list(m))
+    return report
+
+
+def restorable(m: Manifest, everything: bool) -> list[ImageRecord]:
+    """Duplicate drops to look at again: all of them (--force), or those whose kept image is gone."""
+    out = []
+    for r in m:
+        if is_duplicate_drop(r):
+            keeper = m.get(r.duplicate_of or "")
+            if everything or keeper is None or not keeper.kept:
+                out.append(r)
+    return out
+
+
+def restore(r: ImageRecord) -> None:
+    r.restore()
+    r.extra.pop(INFO_KEY, None)
+
+
+def show_groups(project: Project) -> list[Group]:
+    return groups_of(list(project.manifest()))
+
+
+def _hash_missing(project: Project, pool: list[ImageRecord], cfg: DedupeConfig, kind: str, force: bool,
+                  progress: Progress, saver: ManifestSaver, report: DedupeReport) -> None:
+    todo = [r for r in pool if r.file and (force or not r.phash or r.extra.get(KIND_KEY) != kind)]
+    report.cached = sum(1 for r in pool if r.file) - len(todo)
+    if not todo:
+        return
+
+    def work(r: ImageRecord) -> str:
+        return perceptual_hash(load_rgb(project.abs(r.file), max_side=HASH_SIDE), cfg.hash, cfg.hash_size)
+
+    with progress.task("hashing", total=len(todo)) as task:
+        for rec, res in map_threads(work, todo, cfg.workers):
+            if isinstance(res, ItemError):
+                rec.fail(res.problem)
+                report.errors.append((rec.id, res.problem))
+            else:
+                rec.phash = res
+                rec.extra[KIND_KEY] = kind
+                report.hashed += 1
+            task.advance(1)
+            saver.tick()
+
+
+def map_threads(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[tuple[T, R | ItemError]]:
+    """(item, result or ItemError) in input order; decoding in Pillow releases the GIL."""
+    items = list(items)
+    if workers <= 1 or len(items) < 2:
+        yield from ((it, _call(fn, it)) for it in items)
+        return
+    ex = ThreadPoolExecutor(max_workers=workers)
+    try:
+        yield from zip(items, ex.map(lambda it: _call(fn, it), items))
+    finally:  # on Ctrl-C or kill, do not wait for the queued items
+        ex.shutdown(wait=False, cancel_futures=True)
+
+
+def _call(fn: Callable[[T], R], item: T) -> R | ItemError:
+    try:
+        return fn(item)
+    except ItemError as e:
+        return e
+    except Exception as e:  # one bad item never stops the batch
+        return ItemError(str(getattr(item, "id", item)), f"{type(e).__name__}: {e}")
+

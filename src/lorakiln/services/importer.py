@@ -1,0 +1,225 @@
+"""kiln import: bring a folder the user already has into the project, never touching it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lorakiln.config.importing import ImportConfig
+from lorakiln.core.atomic import atomic_open, clean_partials
+from lorakiln.core.errors import ItemError, KilnError
+from lorakiln.core.hashing import file_digests
+from lorakiln.core.manifest import Manifest, ManifestSaver
+from lorakiln.core.progress import Progress
+from lorakiln.core.records import ImageRecord, Status
+from lorakiln.dataset.decode import load_rgb, probe
+from lorakiln.dataset.importer import (
+    KohyaFolder,
+    decode_caption,
+    image_name,
+    kohya_folder_of,
+    local_id,
+    parse_caption,
+    subset_names,
+)
+from lorakiln.services.dedupe import map_threads
+from lorakiln.services.project import Project
+
+CAPTION_KEY = "caption"  # record.tags category for imported sidecar captions
+
+
+@dataclass(frozen=True)
+class Found:
+    """One image file in the folder, with where it goes."""
+
+    path: Path
+    subset: str
+    repeats: int | None
+    kohya: str | None  # the N_name folder it came from
+
+
+@dataclass
+class ImportReport:
+    found: int = 0
+    imported: int = 0
+    refreshed: int = 0
+    already: int = 0
+    same_content: int = 0
+    other_files: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    subsets: Counter = field(default_factory=Counter)
+
+
+def import_folder(project: Project, folder: Path, cfg: ImportConfig, progress: Progress, *,
+                  subset: str | None = None, force: bool = False) -> ImportReport:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise KilnError(f"{folder}: not a folder")
+    report = ImportReport()
+    found = scan(folder, cfg, subset, report, skip=_project_dirs(project))
+    report.found = len(found)
+    clean_partials(project.images_dir)
+    m = project.manifest()
+    known = _known_paths(m)
+    todo = [f for f in found if force or not _unchanged(known.get(str(f.path.resolve())), f.path)]
+    report.already = len(found) - len(todo)
+    seen: set[str] = set()
+    if not todo:
+        return report
+    with ManifestSaver(m) as saver, progress.task("importing", total=len(todo)) as task:
+        for f, res in map_threads(lambda f: _read(f, cfg), todo, cfg.workers):
+            _take(project, m, f, res, cfg, force, seen, report)
+            task.advance(1)
+            saver.tick()
+    return report
+
+
+def scan(folder: Path, cfg: ImportConfig, subset: str | None, report: ImportReport,
+         skip: set[Path] = frozenset()) -> list[Found]:
+    """Image files under `folder` (sorted), each with its subset and kohya repeat count."""
+    images: list[tuple[Path, KohyaFolder | None]] = []
+    captions = set(cfg.caption_extensions)
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(root) / d).resolve() not in skip)
+        rel = Path(root).relative_to(folder).parts
+        kohya = kohya_folder_of((folder.resolve().name, *rel)) if cfg.kohya_folders else None
+        for name in sorted(files):
+            ext = Path(name).suffix.lower()
+            if name.startswith("."):
+                continue
+            if ext in cfg.image_extensions:
+                images.append((Path(root) / name, kohya))
+            elif ext not in captions:
+                report.other_files += 1
+    names = subset_names(k for _, k in images if k is not None)
+    return [Found(p, subset or (names[k.folder] if k else cfg.default_subset), k.repeats if k else None,
+                  k.folder if k else None) for p, k in images]
+
+
+@dataclass
+class _Read:
+    md5: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    problem: str | None = None
+    caption: list[str] | None = None
+
+
+def _read(f: Found, cfg: ImportConfig) -> _Read:
+    """Hash, probe and (with verify) fully decode one file; the heavy part, run in threads."""
+    st = f.path.stat()
+    md5, sha = file_digests(f.path)
+    out = _Read(md5, sha, st.st_size, st.st_mtime_ns, caption=read_caption(f.path, cfg.caption_extensions))
+    try:
+        info = probe(f.path)
+        out.width, out.height, out.format = info.width, info.height, info.format
+        if cfg.verify:
+            load_rgb(f.path)
+    except ItemError as e:
+        out.problem = e.problem
+    return out
+
+
+def read_caption(image: Path, extensions: list[str]) -> list[str] | None:
+    """Tags of the first sidecar found: `name.txt`, then `name.png.txt`, per extension in order."""
+    for ext in extensions:
+        for cand in (image.with_suffix(ext), image.with_name(image.name + ext)):
+            if cand.is_file():
+                return parse_caption(decode_caption(cand.read_bytes()))
+    return None
+
+
+def _take(project: Project, m: Manifest, f: Found, res: _Read | ItemError, cfg: ImportConfig,
+          force: bool, seen: set[str], report: ImportReport) -> None:
+    if isinstance(res, ItemError):  # could not even read the file
+        report.errors.append((str(f.path), res.problem))
+        return
+    rid = local_id(res.sha256)
+    if rid in seen:
+        report.same_content += 1
+        return
+    seen.add(rid)
+    old = m.get(rid)
+    if old is not None and not force:
+        report.already += 1
+        return
+    rec = _record(rid, f, res)
+    if res.problem is None:
+        dest = project.images_dir / image_name(res.sha256, f.path.suffix)
+        _place(f.path, dest, res.size, cfg.mode)
+        rec.file = project.rel(dest)
+    else:
+        rec.fail(res.problem)
+        report.errors.append((str(f.path), res.problem))
+    m.add(_refresh(old, rec) if old is not None else rec)
+    report.refreshed += old is not None
+    report.imported += old is None
+    report.subsets[rec.subset] += 1
+
+
+def _record(rid: str, f: Found, res: _Read) -> ImageRecord:
+    extra = {"imported_from": str(f.path.resolve()), "bytes": res.size, "mtime_ns": res.mtime_ns}
+    if f.repeats is not None:
+        extra.update(repeats=f.repeats, kohya_folder=f.kohya)
+    return ImageRecord(
+        id=rid, source="local", md5=res.md5, sha256=res.sha256, width=res.width, height=res.height,
+        format=res.format, subset=f.subset, tags={CAPTION_KEY: res.caption} if res.caption else {}, extra=extra,
+    )
+
+
+_IMPORT_FIELDS = ("file", "md5", "sha256", "width", "height", "format", "subset")
+
+
+def _refresh(old: ImageRecord, new: ImageRecord) -> ImageRecord:
+    """--force: import fields from the file again; what later stages decided stays."""
+    for name in _IMPORT_FIELDS:
+        setattr(old, name, getattr(new, name))
+    tags = {k: v for k, v in old.tags.items() if k != CAPTION_KEY}
+    old.tags = {**tags, **new.tags}
+    old.extra = {**{k: v for k, v in old.extra.items() if k not in ("repeats", "kohya_folder")}, **new.extra}
+    if new.status == Status.error:
+        old.fail(new.reason or "unreadable")
+    elif old.status == Status.error:
+        old.restore()
+    return old
+
+
+def _place(src: Path, dest: Path, size: int, mode: str) -> None:
+    """Copy (or link) into images/ atomically; a complete file from an earlier run is reused."""
+    if dest.exists() and dest.stat().st_size == size:
+        return
+    if mode == "link":
+        dest.unlink(missing_ok=True)  # a dangling link from an earlier run
+        try:
+            os.link(src, dest)
+        except OSError:  # another file system, or hard links not allowed: a symbolic link
+            os.symlink(src.resolve(), dest)
+        return
+    with open(src, "rb") as fin, atomic_open(dest, "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+
+
+def _known_paths(m: Manifest) -> dict[str, ImageRecord]:
+    return {r.extra["imported_from"]: r for r in m if r.source == "local" and "imported_from" in r.extra}
+
+
+def _unchanged(rec: ImageRecord | None, path: Path) -> bool:
+    """The same path with the same size and mtime was imported before: skip hashing it again."""
+    if rec is None:
+        return False
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return rec.extra.get("bytes") == st.st_size and rec.extra.get("mtime_ns") == st.st_mtime_ns
+
+
+def _project_dirs(project: Project) -> set[Path]:
+    return {d.resolve() for d in (project.images_dir, project.dataset_dir, project.runs_dir, project.cache_dir)}
