@@ -1,0 +1,160 @@
+"""`kiln export`: write dataset/<repeats>_<subset>/ (image + caption) for the kept images.
+
+A rerun touches only what changed: an image already linked (or copied with the same size and
+time) stays, a caption with the same text stays, and files of images no longer kept (or moved
+to another folder when repeats change) are removed. Every write goes to a temporary name and
+is renamed into place, so a kill leaves whole files only (leftovers are cleaned on the next run).
+Originals in images/ are never written to.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from lorakiln.captions.export import (
+    ExportItem, ExportSource, is_training_folder, plan_export, repeats_table, stale,
+)
+from lorakiln.captions.model import tag_key
+from lorakiln.config.export import ExportConfig
+from lorakiln.core.atomic import clean_partials, write_text
+from lorakiln.core.errors import ItemError
+from lorakiln.core.progress import NullProgress, Progress
+from lorakiln.services.caption import Captions
+from lorakiln.services.project import Project
+
+_LINK_FAILS = {errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+@dataclass
+class ExportResult:
+    folders: dict[str, int] = field(default_factory=dict)  # folder -> images
+    linked: int = 0
+    copied: int = 0
+    captions_written: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    skipped: list[str] = field(default_factory=list)  # "id: reason"
+    missing_trigger: int = 0
+
+
+def export_dataset(project: Project, progress: Progress | None = None, cli: Mapping[str, Any] | None = None,
+                   force: bool = False) -> ExportResult:
+    """Bring dataset/ in line with the kept images; `force` rewrites every file."""
+    cfg: ExportConfig = project.resolve("export", cli)
+    caps = Captions(project)
+    out = project.dataset_dir
+    out.mkdir(parents=True, exist_ok=True)
+    clean_partials(out)
+    res = ExportResult()
+    sources = _sources(project, caps, res)
+    repeats = repeats_table(cfg.repeats, cfg.default_repeats, ((r.subset, _int(r.extra.get("repeats")))
+                                                                 for r in caps.manifest.kept()))
+    plan = plan_export(sources, lambda s: repeats.get(s, cfg.repeats_for(s)), cfg.caption_extension)
+    progress = progress or NullProgress()
+    with progress.task("export", total=len(plan)) as task:
+        for item in plan:
+            try:
+                _write_item(item, out, cfg.link, res, force)
+                folder = item.image_rel.split("/", 1)[0]
+                res.folders[folder] = res.folders.get(folder, 0) + 1
+            except ItemError as e:
+                res.skipped.append(str(e))
+                task.note(str(e))
+            task.advance(1)
+    res.removed = _remove_stale(out, plan)
+    return res
+
+
+def _int(v) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+
+
+def _sources(project: Project, caps: Captions, res: ExportResult) -> list[ExportSource]:
+    trigger = {tag_key(t) for t in caps.trigger}
+    out = []
+    for r in caps.manifest.kept():
+        if not r.file:
+            res.skipped.append(f"{r.id}: no image file recorded")
+            continue
+        image = project.abs(r.file)
+        if not image.is_file():
+            res.skipped.append(f"{r.id}: image file missing: {r.file}")
+            continue
+        tags = caps.current(r)
+        if not trigger & {tag_key(t) for t in tags}:
+            res.missing_trigger += 1
+        out.append(ExportSource(r.id, r.subset, image, caps.text(tags)))
+    return out
+
+
+def _write_item(item: ExportItem, out: Path, link: str, res: ExportResult, force: bool = False) -> None:
+    dest = out / item.image_rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        how = _place_image(item.image, dest, link, force)
+    except OSError as e:
+        raise ItemError(item.id, f"cannot write {dest}: {e.strerror or e}") from None
+    if how == "linked":
+        res.linked += 1
+    elif how == "copied":
+        res.copied += 1
+    cap = out / item.caption_rel
+    if not force and cap.is_file() and cap.read_text(encoding="utf-8") == item.caption:
+        res.unchanged += how == "unchanged"
+        return
+    write_text(cap, item.caption)
+    res.captions_written += 1
+
+
+def _same_copy(src: Path, dest: Path) -> bool:
+    a, b = src.stat(), dest.stat()
+    return a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns
+
+
+def _place_image(src: Path, dest: Path, link: str, force: bool = False) -> str:
+    """'unchanged', 'linked' or 'copied'; the destination is replaced atomically."""
+    exists = dest.is_file() and not force
+    if exists and link == "hardlink" and os.path.samefile(src, dest):
+        return "unchanged"
+    if link == "hardlink":
+        tmp = _tmp(dest)
+        try:
+            os.link(src, tmp)
+            os.replace(tmp, dest)
+            return "linked"
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            if e.errno not in _LINK_FAILS:
+                raise
+    if exists and not os.path.samefile(src, dest) and _same_copy(src, dest):
+        return "unchanged"
+    tmp = _tmp(dest)
+    try:
+        shutil.copy2(src, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return "copied"
+
+
+def _tmp(dest: Path) -> Path:
+    return dest.with_name(f".{dest.name}.{os.getpid()}.part")
+
+
+def _remove_stale(out: Path, plan: list[ExportItem]) -> int:
+    """Delete files in the N_name folders that the plan does not contain, then empty folders."""
+    folders = [d for d in out.iterdir() if d.is_dir() and is_training_folder(d.name)]
+    existing = [f"{d.name}/{f.name}" for d in folders for f in d.iterdir() if f.is_file()]
+    gone = stale(existing, plan)
+    for rel in gone:
+        (out / rel).unlink(missing_ok=True)
+    for d in folders:
+        if not any(d.iterdir()):
+            d.rmdir()
+    return len(gone)
