@@ -49,7 +49,7 @@ class Family(Protocol):
     default_resolution: int
 
     def load(self, base: str, *, dtype: torch.dtype, vae: str | None = None,
-             allow_pickle: bool = False) -> Components: ...
+             allow_pickle: bool = False, vae_dtype: torch.dtype | None = None) -> Components: ...
 
     def build_empty(self, device: str = "meta") -> Components:
         """The full architecture without weights (for `kiln lora keys` and shape checks)."""
@@ -57,14 +57,21 @@ class Family(Protocol):
     def encode_prompts(self, comps: Components, captions: list[str], *, clip_skip: int = 1,
                        max_token_length: int = 75, sizes: list[tuple] | None = None) -> Conditioning: ...
 
-    def encode_latents(self, comps: Components, pixels: torch.Tensor) -> torch.Tensor:
-        """pixels in [-1, 1], NCHW -> scaled latents."""
+    def encode_latents(self, comps: Components, pixels: torch.Tensor, *, sample: bool = True,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """pixels in [-1, 1], NCHW -> float32 latents x the VAE's scaling factor (mode() when not `sample`)."""
 
     def predict(self, comps: Components, latents: torch.Tensor, timesteps: torch.Tensor,
                 cond: Conditioning) -> torch.Tensor: ...
 
     def lora_targets(self, comps: Components, *, conv: bool, text_encoder: bool) -> dict[str, nn.Module]:
         """kohya LoRA name -> module to adapt (lora_unet_..., lora_te_/lora_te1_/lora_te2_...)."""
+
+    def pipeline(self, comps: Components, sampler_name: str = "euler_a") -> Any:
+        """A diffusers pipeline over these components for sampling (no downloads, no safety checker)."""
+
+    def metadata(self, comps: Components | None = None, *, clip_skip: int | None = None) -> dict[str, str]:
+        """Base-model keys of a LoRA's metadata: ss_base_model_version, ss_v2, modelspec.*."""
 
 
 FAMILIES: Registry[Family] = Registry("model family")

@@ -1,0 +1,44 @@
+"""kiln lora ...: inspect LoRA naming (and, later, files)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+lora_app = typer.Typer(help="LoRA files and names: what training creates, in kohya's format.", no_args_is_help=True)
+
+
+@lora_app.command("keys")
+def keys(
+    family: Annotated[str, typer.Option(help="Model family: sd15, sdxl (or tiny-sd15, tiny-sdxl).")] = "sdxl",
+    algo: Annotated[str, typer.Option(help="Adapter: lora, locon, loha, lokr.")] = "lora",
+    conv_dim: Annotated[Optional[int], typer.Option(help="Rank for 3x3 convs (adds ResNet/sampler convs).")] = None,
+    dim: Annotated[int, typer.Option(help="Rank (only shown with --tensors).")] = 16,
+    no_te: Annotated[bool, typer.Option("--no-te", help="U-Net only (no text-encoder modules).")] = False,
+    tensors: Annotated[bool, typer.Option("--tensors", help="Print every tensor key with its shape.")] = False,
+    count: Annotated[bool, typer.Option("--count", help="Print only the number of modules per part.")] = False,
+) -> None:
+    """Print, one per line, the module names training would create on the full architecture."""
+    from collections import Counter
+
+    from lorakiln.train.families import FAMILIES
+    from lorakiln.train.network import NetworkSpec, planned_modules, planned_tensors
+    from lorakiln.train.network_naming import part_of
+
+    fam = FAMILIES.get(family)
+    spec = NetworkSpec(algo=algo, dim=dim, alpha=dim / 2, conv_dim=conv_dim, text_encoder=not no_te)
+    if tensors:
+        for key, shape in planned_tensors(fam, spec).items():
+            typer.echo(f"{key}\t{list(shape)}")
+        return
+    names = planned_modules(fam, spec)
+    if count:
+        for part, n in Counter(part_of(n) for n in names).items():
+            typer.echo(f"{part}\t{n}")
+        return
+    typer.echo("\n".join(names))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(lora_app, name="lora")
