@@ -1,0 +1,165 @@
+"""kohya-format LoRA files: read, write and hash them exactly as kohya, A1111 and Civitai do.
+
+Hashes (reference/eval-merge-formats.md §3.3, §3.5):
+- `sshs_model_hash` (kohya / sd-webui-additional-networks): SHA-256 of the data section of a
+  re-serialisation of the tensors that carries only the `ss_*` metadata. For a file written by
+  safetensors it equals the data-section hash of the file itself, i.e. Civitai's AutoV3 and
+  A1111's LoRA hash (first 12 hex).
+- `sshs_legacy_hash`: first 8 hex of SHA-256 of the 64 KiB at offset 1 MiB of that same
+  re-serialisation. kohya reads from a BytesIO: for a serialisation shorter than 1 MiB the read
+  is empty, so the hash is SHA-256 of nothing ("e3b0c442"); a partial window hashes what exists.
+- `modelspec.hash_sha256` = "0x" + sshs_model_hash (ModelSpec: all tensor content, no header).
+- AutoV2: full-file SHA-256, first 10 hex. Changes whenever metadata changes; AutoV3 does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import save as st_save
+
+from lorakiln.core.atomic import write_bytes
+from lorakiln.formats.safetensors_io import (
+    FormatError,
+    iter_data,
+    load_tensor,
+    read_header,
+    rewrite_header,
+)
+
+HASH_KEYS = ("sshs_model_hash", "sshs_legacy_hash", "modelspec.hash_sha256")
+_LEGACY_AT, _LEGACY_LEN = 0x100000, 0x10000
+
+__all__ = [
+    "FormatError", "write_lora", "read_lora", "read_metadata", "tensor_hash", "autov2",
+    "sshs_hashes", "edit_metadata", "stringify_metadata", "legacy_model_hash",
+]
+
+
+def stringify_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """All values as strings (kohya's `str(v)`); dicts and lists as JSON so A1111 decodes them."""
+    out: dict[str, str] = {}
+    for k, v in metadata.items():
+        if v is None:
+            continue
+        if isinstance(v, (dict, list, tuple)):
+            out[str(k)] = json.dumps(v, ensure_ascii=False)
+        else:
+            out[str(k)] = str(v)
+    return out
+
+
+def _hashes_of_serialisation(blob: bytes) -> tuple[str, str]:
+    n = int.from_bytes(blob[:8], "little")
+    model = hashlib.sha256(memoryview(blob)[8 + n:]).hexdigest()
+    legacy = hashlib.sha256(memoryview(blob)[_LEGACY_AT:_LEGACY_AT + _LEGACY_LEN]).hexdigest()[:8]
+    return model, legacy
+
+
+def _prepare(tensors: Mapping[str, torch.Tensor], dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for k, t in tensors.items():
+        t = t.detach().to("cpu")
+        if dtype is not None and t.is_floating_point():
+            t = t.to(dtype)
+        t = t.contiguous()
+        ptr = t.untyped_storage().data_ptr()
+        if ptr in seen or t.untyped_storage().nbytes() != t.numel() * t.element_size():
+            t = t.clone()  # safetensors refuses tensors that share memory
+        seen.add(t.untyped_storage().data_ptr())
+        out[k] = t
+    return out
+
+
+def sshs_hashes(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> tuple[str, str]:
+    """(sshs_model_hash, sshs_legacy_hash) as kohya's precalculate_safetensors_hashes."""
+    ss_only = {k: v for k, v in metadata.items() if k.startswith("ss_")}
+    return _hashes_of_serialisation(st_save(dict(tensors), ss_only))
+
+
+def _with_hashes(tensors: dict[str, torch.Tensor], metadata: Mapping[str, Any]) -> dict[str, str]:
+    meta = {k: v for k, v in stringify_metadata(metadata).items() if k not in HASH_KEYS}
+    model, legacy = sshs_hashes(tensors, meta)
+    meta["sshs_model_hash"] = model
+    meta["sshs_legacy_hash"] = legacy
+    meta["modelspec.hash_sha256"] = "0x" + model
+    return meta
+
+
+def write_lora(path: Path | str, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, Any],
+               dtype: torch.dtype | None = None) -> None:
+    """Write a LoRA atomically; floating tensors cast to `dtype` if given; hashes added."""
+    prepared = _prepare(tensors, dtype)
+    meta = _with_hashes(prepared, metadata)
+    write_bytes(Path(path), st_save(prepared, meta))
+
+
+def read_metadata(path: Path | str) -> dict[str, str]:
+    """The `__metadata__` of a safetensors file, reading the header only."""
+    return read_header(path).metadata
+
+
+def read_lora(path: Path | str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata); the file is checked first so problems read as one clear line."""
+    header = read_header(path)
+    try:
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        try:  # our own reader accepts headers safetensors is strict about (e.g. unpadded)
+            tensors = {name: load_tensor(Path(path), header, name).clone() for name in header.tensors}
+        except FormatError:
+            raise
+        except Exception:
+            raise FormatError(path, f"cannot be read as safetensors: {e}") from None
+    return tensors, header.metadata
+
+
+def tensor_hash(path: Path | str) -> str:
+    """AutoV3 / A1111 LoRA hash: SHA-256 of the data section as on disk (full hex; short = [:12])."""
+    header = read_header(path)
+    h = hashlib.sha256()
+    for chunk in iter_data(Path(path), header.data_start):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def autov2(path: Path | str) -> str:
+    """Civitai AutoV2 / A1111 checkpoint short hash: full-file SHA-256, first 10 hex."""
+    h = hashlib.sha256()
+    for chunk in iter_data(Path(path), 0):
+        h.update(chunk)
+    return h.hexdigest()[:10]
+
+
+def legacy_model_hash(path: Path | str) -> str:
+    """Old A1111 / `ss_sd_model_hash` hash of a checkpoint: 64 KiB at 1 MiB, 8 hex."""
+    h = hashlib.sha256()
+    for chunk in iter_data(Path(path), _LEGACY_AT, _LEGACY_LEN):
+        h.update(chunk)
+    return h.hexdigest()[:8]
+
+
+def edit_metadata(path: Path | str, updates: Mapping[str, str | None], out: Path | str | None = None) -> dict[str, str]:
+    """Set (value) or delete (None) metadata keys without touching tensor bytes; the sshs hashes
+    are recomputed (the legacy one depends on the ss_* header). Returns the new metadata."""
+    path = Path(path)
+    for key in updates:
+        if key in HASH_KEYS:
+            raise FormatError(path, f"{key} is computed by lorakiln and cannot be set by hand")
+    tensors, meta = read_lora(path)
+    for k, v in updates.items():
+        if v is None:
+            meta.pop(k, None)
+        else:
+            meta[k] = str(v)
+    new = _with_hashes(tensors, meta)
+    rewrite_header(path, Path(out) if out else path, new)
+    return new

@@ -1,0 +1,150 @@
+"""The publishing card (card.md) and info file (info.txt) of a LoRA, from plain values.
+
+Seed 003 ships an info.txt (trigger, outfit tags, reinforcement tags); seed 004's release
+page adds dataset subsets with repeats, the merge history and caveats. Everything here is
+pure: the service gathers the values from the run folder, the LoRA metadata and the project.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+GENERIC = {"1girl", "1boy", "1other", "2girls", "2boys", "solo", "solo focus", "multiple girls", "multiple boys"}
+
+
+def norm_tag(tag: str) -> str:
+    return tag.strip().lower().replace("_", " ")
+
+
+@dataclass
+class CardData:
+    title: str
+    lora_file: str
+    arch: str
+    base_model: str | None = None
+    triggers: list[str] = field(default_factory=list)
+    triggers_guessed: bool = False
+    outfits: list[tuple[str, list[str]]] = field(default_factory=list)  # (trigger tag, tags it replaced)
+    core_tags: list[str] = field(default_factory=list)  # folded into the trigger (prune-core)
+    reinforcement: list[str] = field(default_factory=list)
+    recommended: dict[str, Any] | None = None  # eval/summary.json "recommended"
+    subsets: list[dict[str, Any]] = field(default_factory=list)  # name, images, repeats
+    tag_frequency: list[tuple[str, int]] = field(default_factory=list)
+    network: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    hashes: dict[str, str] = field(default_factory=dict)
+    grid: str | None = None
+    provenance: dict[str, Any] | None = None
+
+
+def reinforcement_tags(freq: Counter, exclude: set[str], n: int = 8) -> list[str]:
+    """The most frequent tags that are not core: not a trigger, an outfit trigger or one of the
+    tags it replaced, nor a generic subject-count tag."""
+    skip = {norm_tag(t) for t in exclude} | GENERIC
+    return [t for t, _ in freq.most_common() if norm_tag(t) not in skip][:n]
+
+
+def guess_triggers(freq: Counter, total_images: int) -> list[str]:
+    """Without a known trigger: tags on (nearly) every image, generic ones excepted."""
+    if total_images <= 0:
+        return []
+    return [t for t, c in freq.most_common(5) if c >= 0.95 * total_images and norm_tag(t) not in GENERIC]
+
+
+def _weight_line(card: CardData) -> str:
+    rec = card.recommended
+    if not rec:
+        return "Recommended weight: evaluation was not run (`kiln eval`); start at 1.0 and adjust."
+    parts = [f"Recommended weight: {rec.get('weight', '?')}"]
+    if rec.get("checkpoint"):
+        parts.append(f"checkpoint {rec['checkpoint']}")
+    line = ", ".join(parts)
+    return line + (f" ({rec['reason']})" if rec.get("reason") else "")
+
+
+def _alias(card: CardData) -> str:
+    weight = (card.recommended or {}).get("weight", 1.0)
+    return f"<lora:{card.title}:{weight}>"
+
+
+def render_markdown(card: CardData) -> str:
+    L: list[str] = [f"# {card.title}", ""]
+    net = card.network
+    kind = f"{net.get('algo', 'LoRA')} rank {net.get('dim', '?')}, alpha {net.get('alpha', '?')}"
+    L += [f"LoRA for **{card.base_model or card.arch}** ({card.arch}) · {kind}", "", "## How to use", ""]
+    trig = ", ".join(f"`{t}`" for t in card.triggers) or "none"
+    L.append(f"- Trigger word(s): {trig}" + (" (guessed from the tag frequency)" if card.triggers_guessed else ""))
+    for tag, replaced in card.outfits:
+        L.append(f"- Outfit trigger `{tag}`" + (f": stands for {', '.join(replaced)}" if replaced else ""))
+    if card.core_tags:
+        L.append(f"- Folded into the trigger (add them if the look drifts): {', '.join(card.core_tags)}")
+    if card.reinforcement:
+        L.append(f"- Reinforcement tags: {', '.join(card.reinforcement)}")
+    L += [f"- {_weight_line(card)}", f"- A1111 / Forge: `{_alias(card)}`; ComfyUI: LoraLoader with that strength", ""]
+    if card.grid:
+        L += ["## Samples", "", f"![sample grid]({card.grid})", ""]
+    L += _dataset_md(card) + _settings_md(card)
+    L += ["## File", "", f"- `{card.lora_file}`"]
+    L += [f"- {k}: `{v}`" for k, v in card.hashes.items() if v]
+    if card.provenance:
+        L += ["", "## Provenance", "", _provenance_text(card.provenance)]
+    return "\n".join(L).rstrip() + "\n"
+
+
+def _dataset_md(card: CardData) -> list[str]:
+    L: list[str] = []
+    if card.subsets:
+        L += ["## Dataset", "", "| subset | images | repeats | per epoch |", "|---|---:|---:|---:|"]
+        for s in card.subsets:
+            imgs, reps = s.get("images", 0), s.get("repeats", 1)
+            L.append(f"| {s['name']} | {imgs} | {reps} | {imgs * reps} |")
+        total = sum(s.get("images", 0) for s in card.subsets)
+        L += [f"| **total** | {total} | | {sum(s.get('images', 0) * s.get('repeats', 1) for s in card.subsets)} |", ""]
+    if card.tag_frequency:
+        L += ["### Tag frequency", "", ", ".join(f"{t} ({c})" for t, c in card.tag_frequency), ""]
+    return L
+
+
+def _settings_md(card: CardData) -> list[str]:
+    if not card.settings:
+        return []
+    L = ["## Training settings", "", "| setting | value |", "|---|---|"]
+    L += [f"| {k} | {v} |" for k, v in card.settings.items()]
+    return L + [""]
+
+
+def _provenance_text(p: dict[str, Any]) -> str:
+    op = p.get("operation", "?")
+    inputs = p.get("inputs") or ([p["input"]] if p.get("input") else [])
+    items = ", ".join(f"{i.get('file')}" + (f" x{i['weight']:g}" if isinstance(i.get("weight"), (int, float)) else "")
+                      + (f" ({str(i.get('sshs_model_hash', ''))[:12]})" if i.get("sshs_model_hash") else "")
+                      for i in inputs)
+    method = f" by {p['method']}" if p.get("method") else ""
+    return f"Made by `{op}`{method} from: {items}. {p.get('tool', '')}".strip()
+
+
+def render_info_txt(card: CardData) -> str:
+    L = [card.title, "=" * len(card.title), f"Base model: {card.base_model or card.arch} ({card.arch})"]
+    L.append("Trigger: " + (", ".join(card.triggers) or "none") + (" (guessed)" if card.triggers_guessed else ""))
+    if card.outfits:
+        L.append("Outfits:")
+        L += [f"  {tag}" + (f": {', '.join(rep)}" if rep else "") for tag, rep in card.outfits]
+    if card.core_tags:
+        L.append("Core features (in the trigger): " + ", ".join(card.core_tags))
+    if card.reinforcement:
+        L.append("Reinforcement tags: " + ", ".join(card.reinforcement))
+    L.append(_weight_line(card).replace("`", ""))
+    L.append(f"Usage: {_alias(card)}")
+    if card.subsets:
+        L.append("Dataset: " + "; ".join(f"{s['name']}: {s.get('images', 0)} images x {s.get('repeats', 1)} repeats"
+                                          for s in card.subsets))
+    net = card.network
+    L.append(f"Network: {net.get('algo', 'LoRA')} dim {net.get('dim', '?')} alpha {net.get('alpha', '?')}")
+    for k, v in card.settings.items():
+        L.append(f"  {k}: {v}")
+    L += [f"{k}: {v}" for k, v in card.hashes.items() if v]
+    if card.provenance:
+        L.append(_provenance_text(card.provenance).replace("`", ""))
+    return "\n".join(L) + "\n"

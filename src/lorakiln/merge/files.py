@@ -1,0 +1,87 @@
+"""File-level helpers shared by merge, resize, extract, bake, info and card: loading inputs,
+output dtypes, a lazy base-weight lookup on a checkpoint, and input provenance."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from lorakiln.core.errors import KilnError
+from lorakiln.formats.lora_file import read_lora, tensor_hash
+from lorakiln.formats.lora_model import parse_lora
+from lorakiln.formats.safetensors_io import load_tensor, read_header
+from lorakiln.merge.checkpoint_keys import checkpoint_targets
+from lorakiln.merge.delta import BaseLookup, Source
+
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+_WEIGHTED = re.compile(r"^(?P<path>.+):(?P<weight>[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)$")
+
+
+def parse_weighted(spec: str, default: float = 1.0) -> tuple[Path, float]:
+    """"a.safetensors:0.6" -> (a.safetensors, 0.6); without ":w" the weight is `default`."""
+    m = _WEIGHTED.match(spec)
+    if m and not Path(spec).exists():
+        return Path(m["path"]), float(m["weight"])
+    return Path(spec), default
+
+
+def dtype_of(name: str | None) -> torch.dtype | None:
+    if name is None:
+        return None
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise KilnError(f"unknown dtype {name!r}; use one of {', '.join(DTYPES)}") from None
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return {v: k for k, v in DTYPES.items()}.get(dtype, str(dtype))
+
+
+def load_source(path: Path, weight: float = 1.0) -> Source:
+    tensors, meta = read_lora(path)
+    model = parse_lora(tensors, path.name)
+    if not model.modules:
+        raise KilnError(f"{path}: no LoRA modules found (kohya keys lora_unet_*/lora_te*_ with "
+                        "lora_down/lora_up, hada_*, lokr_* or diff); is it a checkpoint or a diffusers-format LoRA?")
+    return Source(path.name, model, weight, meta)
+
+
+def float_dtype(source: Source) -> torch.dtype:
+    """The dtype the input stores its factors in (the default for outputs made from it)."""
+    for m in source.model.modules.values():
+        for t in m.tensors.values():
+            if t.is_floating_point():
+                return t.dtype
+    return torch.float16
+
+
+def input_record(path: Path, weight: float | None = None) -> dict[str, Any]:
+    """Provenance of one input: file name only (never a path), tensor hash, weight."""
+    rec: dict[str, Any] = {"file": Path(path).name, "sshs_model_hash": tensor_hash(path)}
+    if weight is not None:
+        rec["weight"] = weight
+    return rec
+
+
+def checkpoint_record(path: Path) -> dict[str, Any]:
+    """A checkpoint is identified by name and its data-section hash (AutoV3-style; metadata
+    edits do not change it, and it avoids a second full read for AutoV2)."""
+    return {"file": Path(path).name, "tensor_sha256": tensor_hash(path)}
+
+
+def checkpoint_lookup(path: Path) -> BaseLookup:
+    """kohya module name -> the base weight (float32, packed rows sliced), read lazily."""
+    header = read_header(path)
+    _, targets = checkpoint_targets(header)
+
+    def lookup(name: str) -> torch.Tensor | None:
+        t = targets.get(name)
+        if t is None:
+            return None
+        w = load_tensor(Path(path), header, t.key)
+        return (w[t.rows] if t.rows else w).to(torch.float32).reshape(t.shape)
+
+    return lookup

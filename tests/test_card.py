@@ -1,0 +1,97 @@
+"""kiln card: card.md and info.txt from a fixture run folder, a project and its caption history."""
+
+from __future__ import annotations
+
+import json
+
+from PIL import Image
+from test_merge_core import lora_sd
+
+from lorakiln.captions.history import HISTORY_FILE, Entry, History, now
+from lorakiln.formats.lora_file import tensor_hash, write_lora
+
+FREQ = {"10_kafka": {"kafka_hsr": 40, "1girl": 40, "solo": 38, "kafka_coat": 30, "smile": 20, "sunglasses": 15,
+                     "long coat": 2, "outdoors": 9},
+        "2_extra": {"kafka_hsr": 5, "1girl": 5, "smile": 1}}
+META = {"ss_output_name": "kafka", "ss_base_model_version": "sdxl_base_v1-0", "ss_network_dim": "16",
+        "ss_network_alpha": "8", "ss_sd_model_name": "animagine-xl-3.1.safetensors",
+        "ss_tag_frequency": json.dumps(FREQ),
+        "ss_dataset_dirs": json.dumps({"10_kafka": {"n_repeats": 10, "img_count": 40},
+                                       "2_extra": {"n_repeats": 2, "img_count": 5}})}
+
+
+def _history(project):
+    h = History(project.root / HISTORY_FILE)
+    h.append(Entry(1, "prune-core", now(), {"tags": ["purple hair", "red eyes"]}))
+    h.append(Entry(2, "consolidate", now(), {"tags": ["long coat", "purple jacket"], "into": "kafka_coat", "mode": "any"}))
+    h.append(Entry(3, "consolidate", now(), {"tags": ["glasses"], "into": "kafka_glasses", "mode": "any"}))
+    h.append(Entry(4, "undo", now(), undoes=[3]))
+
+
+def _run(project, summary: bool = True):
+    run = project.runs_dir / "20260101-120000-kafka"
+    (run / "eval").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"output_name": "kafka"}))
+    (run / "config.resolved.toml").write_text(
+        '[train]\nlearning_rate = 0.0001\nepochs = 10\noptimizer = "AdamW8bit"\n[fetch]\napi_key = "SECRET123"\n')
+    write_lora(run / "kafka-000002.safetensors", lora_sd(1, 4, 2.0), META)
+    write_lora(run / "kafka.safetensors", lora_sd(2, 4, 2.0), META)
+    if summary:
+        (run / "eval" / "summary.json").write_text(json.dumps({"recommended": {
+            "checkpoint": "kafka-000002.safetensors", "weight": 0.8, "reason": "best fidelity at full flexibility"}}))
+        Image.new("RGB", (8, 8)).save(run / "eval" / "grid-epoch-weight.png")
+    return run
+
+
+def test_card_from_a_run(project, cli):
+    _history(project)
+    run = _run(project)
+    code, out = cli("card", cwd=project.root)
+    assert code == 0, out
+    card = (run / "card.md").read_text()
+    assert "`kafka_hsr`" in card
+    assert "Outfit trigger `kafka_coat`: stands for long coat, purple jacket" in card
+    assert "kafka_glasses" not in card  # undone
+    assert "purple hair, red eyes" in card
+    assert "Reinforcement tags: smile, sunglasses, outdoors" in card  # not trigger, outfit, replaced or generic
+    assert "Recommended weight: 0.8, checkpoint kafka-000002.safetensors (best fidelity at full flexibility)" in card
+    assert "`<lora:kafka:0.8>`" in card
+    assert "| 10_kafka | 40 | 10 | 400 |" in card and "| 2_extra | 5 | 2 | 10 |" in card
+    assert "| train.learning_rate | 0.0001 |" in card and "SECRET123" not in card and "api_key" not in card
+    assert "![sample grid](eval/grid-epoch-weight.png)" in card
+    assert tensor_hash(run / "kafka-000002.safetensors")[:12] in card  # the recommended checkpoint is the one described
+    assert "animagine-xl-3.1.safetensors" in card
+    info = (run / "info.txt").read_text()
+    for line in ("Trigger: kafka_hsr", "  kafka_coat: long coat, purple jacket", "Reinforcement tags: smile",
+                 "Recommended weight: 0.8", "Dataset: 10_kafka: 40 images x 10 repeats"):
+        assert line in info
+
+
+def test_card_without_evaluation(project, cli):
+    run = _run(project, summary=False)
+    code, out = cli("card", run.name, "--project", project.root)
+    assert code == 0, out
+    card = (run / "card.md").read_text()
+    assert "evaluation was not run" in card and "sample grid" not in card
+    assert tensor_hash(run / "kafka.safetensors")[:12] in card  # the final LoRA without a recommendation
+
+
+def test_card_for_a_plain_lora(tmp_path, cli):
+    from lorakiln.services.merge import merge
+
+    a = tmp_path / "kafka.safetensors"
+    write_lora(a, lora_sd(1, 4, 2.0), META)
+    merge([(a, 0.6)], tmp_path / "merged.safetensors")
+    code, out = cli("card", "--lora", tmp_path / "merged.safetensors", cwd=tmp_path)
+    assert code == 0, out
+    card = (tmp_path / "merged.card.md").read_text()
+    assert "`kafka_hsr` (guessed from the tag frequency)" in card  # on 40 of 40 images; 1girl is generic
+    assert "## Provenance" in card and "kafka.safetensors x0.6" in card
+    assert (tmp_path / "merged.info.txt").is_file()
+
+
+def test_card_errors(tmp_path, project, cli):
+    code, out = cli("card", cwd=project.root)
+    assert code == 1 and "no run with a LoRA file" in out
+    code, out = cli("card", "nope", cwd=project.root)
+    assert code == 1 and "no run 'nope'" in out
