@@ -37,25 +37,32 @@ def _norm(s: str) -> str:
     return re.sub(r"[^a-z0-9]+", "", s.lower())
 
 
-def find_preset(base: str | None) -> dict | None:
-    """The preset for a base-model name, alias, or file name containing an alias; None if none."""
+def _aliases(name: str, doc: dict) -> set[str]:
+    return {_norm(a) for a in [name, *(doc.get("preset", {}).get("aliases") or [])]}
+
+
+def find_preset(base: str | None, *, variants: bool = False) -> dict | None:
+    """The preset for a base-model name, alias, or file name containing an alias; None if none.
+
+    Variants (presets with `variant_of`, e.g. a Prodigy or DoRA flavour) are never chosen from a
+    base name; they are applied by name only (`variants=True`)."""
     if not base:
         return None
-    presets = all_presets()
+    presets = {n: d for n, d in all_presets().items() if variants or not d.get("preset", {}).get("variant_of")}
     key = _norm(Path(base).stem if "/" in base or base.endswith((".safetensors", ".ckpt")) else base)
     for name, doc in presets.items():
-        aliases = [name, *(doc.get("preset", {}).get("aliases") or [])]
-        if key in {_norm(a) for a in aliases}:
+        if key in _aliases(name, doc):
             return doc
+    if variants:
+        return None
     for name, doc in presets.items():  # file names such as animagine-xl-3.1.safetensors
-        aliases = [name, *(doc.get("preset", {}).get("aliases") or [])]
-        if any(len(_norm(a)) >= 5 and _norm(a) in key for a in aliases):
+        if any(len(a) >= 5 and a in key for a in _aliases(name, doc)):
             return doc
     return None
 
 
 def get_preset(name: str) -> dict:
-    doc = find_preset(name)
+    doc = find_preset(name, variants=True)
     if doc is None:
         raise KilnError(f"unknown preset {name!r}; known: {', '.join(sorted(all_presets())) or 'none'}")
     return doc
