@@ -1,0 +1,59 @@
+"""What the dataset says about the character, from the LoRA's own ss_tag_frequency (or captions).
+
+- tag shares: the share of training images carrying each tag;
+- the subject tag (1girl / 1boy / ...) the probes should use;
+- the training outfit: the most frequent tags that are neither core features (hair, eyes, body:
+  captions/feature_tags.toml), nor the trigger, nor generic words about framing, view,
+  background, expression or quality (GENERIC below, which lists no clothing).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterable, Mapping
+
+from lorakiln.captions.model import tag_key
+
+SUBJECTS = ("1girl", "1boy", "1other", "2girls", "2boys", "multiple_girls", "multiple_boys", "no_humans")
+GENERIC = frozenset({
+    *SUBJECTS, "solo", "solo_focus", "male_focus", "female_focus", "looking_at_viewer", "looking_away",
+    "looking_to_the_side", "looking_back", "looking_up", "looking_down", "portrait", "upper_body", "cowboy_shot",
+    "full_body", "lower_body", "close-up", "from_behind", "from_side", "from_above", "from_below", "profile",
+    "simple_background", "white_background", "grey_background", "gradient_background", "transparent_background",
+    "black_background", "outdoors", "indoors", "day", "night", "sky", "cloud", "blue_sky", "standing", "sitting",
+    "smile", "open_mouth", "closed_mouth", "blush", ":d", ":o", "expressionless", "parted_lips", "teeth",
+    "highres", "absurdres", "commentary", "commentary_request", "english_commentary", "official_art",
+    "masterpiece", "best_quality", "high_quality", "very_aesthetic", "aesthetic", "newest", "recent",
+    "general", "sensitive", "questionable", "explicit", "safe", "nsfw", "signature", "watermark", "artist_name",
+    "twitter_username", "dated", "anime_screencap", "official_style", "hand_up", "arms_up", "holding",
+})
+
+
+def tag_shares(frequency: Mapping[str, int], n_images: int) -> dict[str, float]:
+    """Canonical tag -> share of images; counts above the image count are clipped to 1."""
+    out: Counter = Counter()
+    for tag, count in frequency.items():
+        key = tag_key(str(tag))
+        if key:
+            out[key] += int(count)
+    n = max(1, n_images or max(out.values(), default=1))
+    return {t: min(1.0, c / n) for t, c in out.items()}
+
+
+def subject(shares: Mapping[str, float]) -> str:
+    best = max(SUBJECTS[:3], key=lambda t: shares.get(t, 0.0))
+    return best if shares.get(best, 0.0) > 0 else "1girl"
+
+
+def outfit_tags(shares: Mapping[str, float], trigger: Iterable[str], n: int = 6, min_share: float = 0.25,
+                is_core=None) -> list[str]:
+    """The training outfit: the `n` most frequent tags (share >= min_share) that are not core,
+    trigger or generic. `is_core(tag) -> bool` defaults to the bundled feature-tag list."""
+    if is_core is None:
+        from lorakiln.captions.features import bundled_features
+
+        features = bundled_features()
+        is_core = lambda t: features.group_of(t) is not None  # noqa: E731
+    skip = {tag_key(t) for t in trigger} | GENERIC
+    ranked = sorted(shares.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [t for t, s in ranked if s >= min_share and t not in skip and not is_core(t)][:n]
