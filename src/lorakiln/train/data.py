@@ -1,0 +1,140 @@
+"""Training data: subsets (kohya `N_name` folders or a dataset TOML) and their scanned items.
+
+A subset is one image folder with its repeats, caption options and whether it is a
+regularisation set; a dataset is a list of subsets sharing bucketing and batch size (kohya's
+[[datasets]]). Scanning reads image headers and caption files, never pixels; an unreadable
+image or caption is recorded as a problem with its reason and the rest go on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lorakiln.core.errors import ConfigError, ItemError
+from lorakiln.core.hashing import sha256_file
+from lorakiln.dataset.decode import probe
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".avif", ".jxl")
+_REPEATS = re.compile(r"^(\d+)_(.+)$")
+
+
+@dataclass
+class SubsetSpec:
+    name: str  # folder basename, e.g. "10_kafka" (the key of ss_dataset_dirs / ss_tag_frequency)
+    image_dir: Path
+    num_repeats: int
+    options: object  # SubsetOptions (config/train.py), keep_tokens resolved to an int
+    is_reg: bool = False
+    class_tokens: str | None = None
+
+
+@dataclass
+class DatasetSpec:
+    subsets: list[SubsetSpec]
+    buckets: object  # BucketConfig
+    batch_size: int
+
+
+@dataclass
+class Item:
+    path: Path
+    caption: str  # raw caption file text (processed per step by caption_proc)
+    size: tuple[int, int]
+    subset: int  # index into the dataset's subsets
+    sha256: str
+    bucket: tuple[int, int] | None = None
+
+
+@dataclass
+class ScannedDataset:
+    spec: DatasetSpec
+    items: list[Item] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    notes: list[str] = field(default_factory=list)
+
+    def subset_items(self, i: int) -> list[Item]:
+        return [it for it in self.items if it.subset == i]
+
+
+def parse_folder_name(name: str) -> tuple[int, str] | None:
+    """'10_kafka hsr' -> (10, 'kafka hsr'); None when there is no repeats prefix."""
+    m = _REPEATS.match(name)
+    return (int(m.group(1)), m.group(2)) if m else None
+
+
+def _has_images(folder: Path) -> bool:
+    return any(p.suffix.lower() in IMAGE_EXTS for p in folder.iterdir() if p.is_file())
+
+
+def folder_subsets(root: Path, options, *, is_reg: bool = False, default_repeats: int = 1,
+                   notes: list[str] | None = None) -> list[SubsetSpec]:
+    """kohya's folder convention: every `N_name` child is a subset with N repeats.
+
+    A folder with no such children but images of its own is one subset (repeats from its own
+    name, else `default_repeats`). Children without a prefix are skipped with a note, as kohya does.
+    """
+    root = Path(root)
+    notes = notes if notes is not None else []
+    if not root.is_dir():
+        raise ConfigError(root, "training folder does not exist")
+    subsets = []
+    for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        parsed = parse_folder_name(child.name)
+        if parsed is None:
+            notes.append(f"{child}: skipped, the folder name has no repeats prefix (N_name)")
+            continue
+        if parsed[0] == 0:
+            notes.append(f"{child}: skipped, 0 repeats")
+            continue
+        subsets.append(SubsetSpec(child.name, child, parsed[0], options, is_reg, parsed[1]))
+    if not subsets and _has_images(root):
+        parsed = parse_folder_name(root.name)
+        reps, cls = parsed if parsed else (default_repeats, root.name)
+        subsets.append(SubsetSpec(root.name, root, reps, options, is_reg, cls))
+    if not subsets:
+        raise ConfigError(root, "no images and no N_name subfolders with images (kohya layout: 10_name/img.png + img.txt)")
+    return subsets
+
+
+def _caption_for(image: Path, ext: str, class_tokens: str | None) -> tuple[str, bool]:
+    """(caption text, whether a caption file existed); kohya falls back to the class tokens."""
+    for e in (ext, ".caption") if ext != ".caption" else (ext,):
+        cap = image.with_suffix(e)
+        if cap.is_file():
+            try:
+                return cap.read_text(encoding="utf-8").strip(), True
+            except UnicodeDecodeError:
+                raise ItemError(str(cap), "caption file is not UTF-8 text") from None
+    return class_tokens or "", False
+
+
+def scan_subset(spec: SubsetSpec, index: int, out: ScannedDataset) -> None:
+    """Add the subset's readable images to `out`; record every unreadable one with its reason."""
+    files = sorted(p for p in spec.image_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    missing = 0
+    for path in files:
+        try:
+            info = probe(path)
+            caption, found = _caption_for(path, spec.options.caption_extension, spec.class_tokens)
+        except ItemError as e:
+            out.problems.append((str(path), e.problem))
+            continue
+        if info.width < 8 or info.height < 8:
+            out.problems.append((str(path), f"image too small ({info.width}x{info.height})"))
+            continue
+        missing += not found
+        out.items.append(Item(path, caption, (info.width, info.height), index, sha256_file(path)))
+    if missing:
+        out.notes.append(f"{spec.image_dir}: {missing} image(s) without a {spec.options.caption_extension} caption; "
+                         f"using the folder's class tokens {spec.class_tokens!r}")
+    if not files:
+        out.notes.append(f"{spec.image_dir}: no images")
+
+
+def scan_dataset(spec: DatasetSpec) -> ScannedDataset:
+    out = ScannedDataset(spec)
+    for i, sub in enumerate(spec.subsets):
+        scan_subset(sub, i, out)
+    return out
