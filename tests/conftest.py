@@ -3,10 +3,18 @@ from pathlib import Path
 
 import pytest
 
+# torch's OpenMP threads spin while waiting; on a small shared machine that makes tiny tensor ops
+# many times slower. With several xdist workers, one thread each uses the cores best.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 # nothing in the tests may reach a model hub
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# CLI output is checked as text: a wide console keeps long temporary paths on one line
+os.environ["COLUMNS"] = "400"
 
 
 @pytest.fixture

@@ -9,8 +9,20 @@ import typer
 
 from lorakiln import __version__
 from lorakiln.cli import common
+from lorakiln.cli import dataset as _dataset
+from lorakiln.cli import caption as _caption
 from lorakiln.cli import demo as _demo
+from lorakiln.cli import fetch as _fetch
 from lorakiln.cli import project as _project
+from lorakiln.cli import run as _run
+from lorakiln.cli import train as _train
+from lorakiln.cli import plan as _plan
+from lorakiln.cli import presets as _presets
+from lorakiln.cli import config_cmd as _config_cmd
+from lorakiln.cli import tag as _tag
+from lorakiln.cli import merge as _merge
+from lorakiln.cli import lora as _lora
+from lorakiln.cli import evaluate as _evaluate
 from lorakiln.core.errors import KilnError
 
 app = typer.Typer(
@@ -35,8 +47,20 @@ def _root(
     common.set_global_project(project)
 
 
-# -- command modules (one line each) ------------------------------------------------
+# -- command modules (one line each), in the order of the user's journey --------------
 _project.register(app)
+_fetch.register(app)
+_dataset.register(app)
+_tag.register(app)
+_caption.register(app)
+_plan.register(app)
+_presets.register(app)
+_config_cmd.register(app)
+_train.register(app)
+_lora.register(app)
+_evaluate.register(app)
+_merge.register(app)
+_run.register(app)
 _demo.register(app)
 
 

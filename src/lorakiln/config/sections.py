@@ -12,6 +12,18 @@ from pydantic import BaseModel, ConfigDict
 
 SECTION_MODULES = [
     # one line per stage config module
+    "lorakiln.config.importing",
+    "lorakiln.config.dedupe",
+    "lorakiln.config.filter",
+    "lorakiln.config.fetch",
+    "lorakiln.config.plan",
+    "lorakiln.config.doctor",
+    "lorakiln.config.tag",
+    "lorakiln.config.caption",
+    "lorakiln.config.export",
+    "lorakiln.config.train",
+    "lorakiln.config.eval",
+    "lorakiln.config.run",
 ]
 
 _SECTIONS: dict[str, type[BaseModel]] = {}

@@ -88,16 +88,44 @@ class Project:
             source=str(self.config_path),
         )
 
+    def get_value(self, path: tuple[str, ...]) -> Any:
+        """The raw value at a dotted path of project.toml, or None when it is not set there."""
+        node: Any = self.doc
+        for key in path:
+            if not hasattr(node, "get") or key not in node:
+                return None
+            node = node[key]
+        return node.unwrap() if hasattr(node, "unwrap") else node
+
+    def set_values(self, values: Mapping[tuple[str, ...], Any]) -> None:
+        """Set each dotted path's value in project.toml (other keys and comments are kept).
+
+        Tables are created as needed; a dict value is written whole (an inline table such as
+        repeats = {main = 10}). Works on a copy: if the result does not validate, neither the
+        file nor `self.doc` change."""
+        doc = tomlkit.parse(tomlkit.dumps(self.doc))
+        for path, value in values.items():
+            table = doc
+            for key in path[:-1]:
+                if key not in table:
+                    table[key] = tomlkit.table()
+                table = table[key]
+            table[path[-1]] = _toml_item(value)
+        validate_document(doc.unwrap(), self.config_path)
+        write_document(self.config_path, doc)
+        self.doc = doc
+
     def set_section(self, name: str, values: Mapping[str, Any]) -> None:
-        """Write values into [name] of project.toml (comments elsewhere are kept), then re-validate."""
-        table = self.doc.get(name)
-        if table is None:
-            table = tomlkit.table()
-            self.doc[name] = table
-        for k, v in values.items():
-            table[k] = v
-        validate_document(self.doc.unwrap(), self.config_path)
-        write_document(self.config_path, self.doc)
+        """Set keys of the [name] table of project.toml."""
+        self.set_values({(name, k): v for k, v in values.items()})
+
+
+def _toml_item(value: Any):
+    if isinstance(value, Mapping):
+        t = tomlkit.inline_table()
+        t.update(dict(value))
+        return t
+    return value
 
 
 def init_project(root: Path, name: str, trigger: list[str] | str, base: str | None = None,
