@@ -3,11 +3,11 @@ from pathlib import Path
 
 import pytest
 
-# torch's OpenMP threads spin while waiting; on a small shared machine that makes tiny tensor ops
-# many times slower. With several xdist workers, one thread each uses the cores best.
+# Tests run toy-size models: torch's OpenMP threads gain nothing there and, spin-waiting on a
+# small shared machine, make tiny tensor ops 10-20x slower (measured). One thread per test
+# process (xdist runs several processes) uses the cores best.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # nothing in the tests may reach a model hub
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -11,7 +11,6 @@ from safetensors.torch import load_file
 from test_merge_fixtures import (
     apply_in_model,
     components,
-    single_thread,
     random_lora,
     save_checkpoint,
     save_lora,
@@ -23,13 +22,6 @@ from lorakiln.formats.safetensors_io import read_header
 from lorakiln.services.merge import bake
 
 ARCHS = [("tiny-sd15", "sd15"), ("tiny-sdxl", "sdxl")]
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    with single_thread():
-        yield
-
 
 
 @pytest.mark.parametrize("family, arch", ARCHS)

@@ -11,15 +11,6 @@ from lorakiln.train.families import FAMILIES
 from lorakiln.train.network import NetworkSpec, create_network
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Toy models run fastest on one thread; several threads on a busy 2-core machine thrash."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def tiny():
     fam = FAMILIES.get("tiny-sd15")

@@ -4,7 +4,6 @@ import json
 from html.parser import HTMLParser
 
 import pytest
-import torch
 
 from lorakiln.core.progress import NullProgress
 from lorakiln.evaluate.metrics import METRICS
@@ -17,14 +16,6 @@ from tiny_run import make_dataset, make_run
 from tiny_tagger import make_tagger_folder
 
 RUN = "20260101-000000-kiln"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from test_merge_fixtures import (
     apply_in_model,
     components,
     lora_delta,
-    single_thread,
     random_lora,
     save_checkpoint,
     to_checkpoint,
@@ -19,13 +18,6 @@ from test_merge_fixtures import (
 from lorakiln.formats.lora_file import read_lora, read_metadata
 from lorakiln.formats.lora_model import delta_weight, parse_lora
 from lorakiln.merge.svd import rel_error
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    with single_thread():
-        yield
-
 
 
 def _pair(tmp_path, family, arch, only=None, seed=1):

@@ -8,15 +8,6 @@ from lorakiln.train.families import FAMILIES
 from lorakiln.train.families.clip_tokenizer import VOCAB_SIZE, load_clip_tokenizer
 from lorakiln.train.families.prompts import token_windows
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Toy-size ops gain nothing from threads, and on a busy CI box OpenMP threads spin-wait
-    on each other (10x slower here); run these tests single-threaded."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 LONG = ", ".join(f"tag{i} word{i}" for i in range(60))  # well over 75 tokens
 

@@ -14,16 +14,6 @@ from lorakiln.train.families import FAMILIES
 from lorakiln.train.families.loading import base_kind, detect_arch, detect_family
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Toy-size ops gain nothing from threads, and on a busy CI box OpenMP threads spin-wait
-    on each other (10x slower here); run these tests single-threaded."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def no_network(monkeypatch):
     """Any attempt to open a connection fails the test."""

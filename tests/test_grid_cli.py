@@ -2,21 +2,12 @@
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from lorakiln.evaluate.grid import plan_layout, render_label
 from lorakiln.services.project import init_project
 from lorakiln.train.families import FAMILIES
 from tiny_run import make_run
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

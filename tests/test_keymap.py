@@ -15,15 +15,6 @@ from lorakiln.formats.keymap import (
 from lorakiln.train.families import FAMILIES
 from lorakiln.train.families.loading import config_dir
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Toy-size ops gain nothing from threads, and on a busy CI box OpenMP threads spin-wait
-    on each other (10x slower here); run these tests single-threaded."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 SDXL = UNetLayout(2, (False, True, True), (True, True, False))
 SD15 = UNetLayout(2, (True, True, True, False), (False, True, True, True))

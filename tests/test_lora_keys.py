@@ -3,7 +3,6 @@
 import re
 
 import pytest
-import torch
 
 from lorakiln.train.families import FAMILIES
 from lorakiln.train.network import NetworkSpec, planned_modules
@@ -11,14 +10,6 @@ from lorakiln.train.network import NetworkSpec, planned_modules
 # kohya logs "create LoRA for U-Net: 192 modules" (SD1.5) / "722 modules" (SDXL) and
 # "264 modules" for the two SDXL text encoders (reference/eval-merge-formats.md §3.1);
 # with conv_dim (LoCon) the ResNet convs, time projections, shortcuts and samplers add 86 / 66.
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Toy-size ops gain nothing from threads, and on a busy CI box OpenMP threads spin-wait
-    on each other (10x slower here); run these tests single-threaded."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 COUNTS = {

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import pickle
 
-import pytest
 import torch
 from test_merge_core import CONV, LIN, by_hand, lora_sd
-from test_merge_fixtures import components, random_lora, save_checkpoint, single_thread, to_checkpoint
+from test_merge_fixtures import components, random_lora, save_checkpoint, to_checkpoint
 
 from lorakiln.formats.lora_file import read_lora, read_metadata, tensor_hash, write_lora
 from lorakiln.formats.lora_model import delta_weight, parse_lora
@@ -17,13 +16,6 @@ from lorakiln.merge.svd import rel_error
 
 SD15 = {"ss_base_model_version": "sd_v1", "ss_v2": "False", "ss_network_dim": "4",
         "ss_tag_frequency": json.dumps({"10_kafka": {"kafka_hsr": 10, "smile": 4}})}
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    with single_thread():
-        yield
-
 
 
 def _write(path, sd, meta=SD15):

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from test_merge_fixtures import single_thread
 
 from lorakiln.core.errors import KilnError
 from lorakiln.formats.lora_model import delta_weight, parse_lora
@@ -18,13 +17,6 @@ from lorakiln.merge.svd import rel_error, svd_dense, svd_factored
 
 LIN = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q"
 CONV = "lora_unet_down_blocks_0_resnets_0_conv1"
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    with single_thread():
-        yield
-
 
 
 def lora_sd(seed: int, rank: int, alpha: float, lin=(32, 24), conv=(12, 8), mid=False) -> dict[str, torch.Tensor]:

@@ -4,7 +4,6 @@ the diffusers model — the independent reference for bake and extract."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 from pathlib import Path
@@ -15,18 +14,6 @@ from torch import nn
 
 from lorakiln.formats.keymap import UNetLayout, state_dict_to_ldm
 from lorakiln.formats.lora_file import write_lora
-
-
-@contextlib.contextmanager
-def single_thread():
-    """Many tiny SVDs/matmuls: with OpenMP spin-waiting on a loaded 2-core machine, 2 intra-op
-    threads run them ~20x slower than 1 (measured), so these tests use one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @functools.lru_cache(maxsize=None)

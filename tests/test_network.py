@@ -9,15 +9,6 @@ from torch import nn
 from lorakiln.train.families import FAMILIES
 from lorakiln.train.network import ALGOS, NetworkSpec, create_network, merged_weight
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Toy-size ops gain nothing from threads, and on a busy CI box OpenMP threads spin-wait
-    on each other (10x slower here); run these tests single-threaded."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 SPECS = {
     "lora": NetworkSpec("lora", dim=4, alpha=2),

@@ -18,15 +18,6 @@ from lorakiln.train.network import (
     load_network_file,
 )
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Toy-size ops gain nothing from threads, and on a busy CI box OpenMP threads spin-wait
-    on each other (10x slower here); run these tests single-threaded."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 SPECS = {
     "lora": NetworkSpec("lora", dim=4, alpha=2),

@@ -7,7 +7,6 @@ import json
 import pytest
 import torch
 from test_merge_core import LIN
-from test_merge_fixtures import single_thread
 
 from lorakiln.core.errors import KilnError
 from lorakiln.formats.lora_file import read_lora, read_metadata, write_lora
@@ -17,13 +16,6 @@ from lorakiln.merge.resize import resize_model
 from lorakiln.merge.svd import choose_rank, rel_error
 
 SPECTRUM = torch.tensor([8.0, 4.0, 2.0, 1.0, 0.5, 0.25, 0.125, 0.0625])
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    with single_thread():
-        yield
-
 
 
 def _lora_with_spectrum(S: torch.Tensor, alpha: float, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -13,15 +13,6 @@ from tiny_run import lora_file
 S0 = Settings(steps=3, width=64, height=64)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Toy models run fastest on one thread; several threads on a busy 2-core machine thrash."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def tiny():
     fam = FAMILIES.get("tiny-sd15")
