@@ -4,7 +4,8 @@ import functools
 
 import tomlkit
 
-from lorakiln.demo.booru_server import CHARACTER, BooruReplay, demo_catalogue
+from lorakiln.demo.booru_server import BooruReplay
+from lorakiln.demo.catalogue import CHARACTER, demo_catalogue
 
 
 @functools.lru_cache(maxsize=1)

@@ -15,7 +15,8 @@ from lorakiln.config.fetch import FetchConfig, SavedQuery
 from lorakiln.core.hashing import file_digests
 from lorakiln.core.progress import NullProgress
 from lorakiln.core.records import Status
-from lorakiln.demo.booru_server import CHARACTER, BooruReplay, demo_catalogue
+from lorakiln.demo.booru_server import BooruReplay
+from lorakiln.demo.catalogue import CHARACTER, demo_catalogue
 from lorakiln.services.fetch import fetch_query
 from lorakiln.sources.http import FetchError
 

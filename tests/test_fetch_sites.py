@@ -9,7 +9,8 @@ from lorakiln.config.fetch import FetchConfig, SavedQuery
 from lorakiln.core.errors import KilnError
 from lorakiln.core.hashing import file_digests
 from lorakiln.core.progress import NullProgress
-from lorakiln.demo.booru_server import CHARACTER, BooruReplay, demo_catalogue
+from lorakiln.demo.booru_server import BooruReplay
+from lorakiln.demo.catalogue import CHARACTER, demo_catalogue
 from lorakiln.services.fetch import fetch_query
 
 FAST = dict(rate=500, backoff=0.01, workers=3)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lorakiln.demo.booru_server import CHARACTER, BooruReplay, demo_catalogue
+from lorakiln.demo.booru_server import BooruReplay
+from lorakiln.demo.catalogue import CHARACTER, demo_catalogue
 from lorakiln.demo.tagger import write_demo_tagger
 from lorakiln.services.demo import demo_settings, own_pictures
 from lorakiln.services.pipeline import ORDER, stages_between

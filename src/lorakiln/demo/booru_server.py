@@ -1,7 +1,7 @@
 """A local imageboard: a real HTTP server on 127.0.0.1 answering like Danbooru, Gelbooru,
 safebooru.org or e621 (reference/datasets.md §9), for the tests and the offline demo.
 
-    with BooruReplay(demo_catalogue(), site="danbooru") as booru:
+    with BooruReplay(demo_catalogue(), site="danbooru") as booru:   # demo_catalogue: demo/catalogue.py
         kiln fetch danbooru "kilnchan_(kiln_demo) solo" --base-url {booru.url}
 
 It filters posts by the searched tags (`-tag`, `rating:`, `score:>=N`, `id:<N`, score order),
@@ -15,19 +15,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
-import random
 import threading
 import time
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from PIL import Image
-
-from lorakiln.demo.images import Spec, demo_specs, make_image
 
 SITES = ("danbooru", "gelbooru", "safebooru", "e621")
 PAGE_MAX = {"danbooru": 200, "gelbooru": 100, "safebooru": 1000, "e621": 320}
@@ -426,55 +421,3 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
-
-
-# -- a demo catalogue --------------------------------------------------------------------------
-CHARACTER = "kilnchan_(kiln_demo)"
-COPYRIGHT = "kiln_demo"
-
-
-def encode(im: Image.Image, ext: str, quality: int = 90) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, format="PNG" if ext == "png" else "JPEG", **({} if ext == "png" else {"quality": quality}))
-    return buf.getvalue()
-
-
-def make_post(pid: int, spec: Spec, *, ext: str = "jpg", score: int = 10, rating: str = "general",
-              extra_tags: dict[str, list[str]] | None = None, image: Image.Image | None = None,
-              quality: int = 90) -> ReplayPost:
-    im = image if image is not None else make_image(spec)
-    tags = {"general": list(spec.tags()), "character": [CHARACTER], "copyright": [COPYRIGHT],
-            "artist": [f"demo_artist_{pid % 3}"], "meta": ["highres"] if min(im.size) >= 512 else []}
-    for cat, more in (extra_tags or {}).items():
-        tags[cat] = [*tags.get(cat, []), *more]
-    when = datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(hours=pid)
-    return ReplayPost(pid, encode(im, ext, quality), ext, im.width, im.height, tags, rating, score, when)
-
-
-def demo_catalogue(n: int = 24, seed: int = 0, *, scale: float = 1.0, near_duplicates: bool = True,
-                   monochrome: bool = True, deleted: int = 0, first_id: int = 5000) -> list[ReplayPost]:
-    """Posts of the demo character, plus what later stages should catch: two near-duplicates
-    (one resized and re-encoded, one re-encoded) under other ids and one monochrome image."""
-    rng = random.Random(seed)
-    specs = [replace(s, width=max(32, int(s.width * scale)), height=max(32, int(s.height * scale)))
-             for s in demo_specs(n, seed)]
-    posts, pid = [], first_id
-    for i, spec in enumerate(specs):
-        pid += rng.randint(1, 9)
-        rating = "sensitive" if spec.outfit == "swimsuit" else "general"
-        posts.append(make_post(pid, spec, ext="png" if i % 5 == 4 else "jpg", score=rng.randint(0, 120),
-                               rating=rating))
-    if near_duplicates and len(specs) >= 2:
-        src = make_image(specs[0])
-        small = src.resize((int(src.width * 0.85), int(src.height * 0.85)), Image.Resampling.LANCZOS)
-        pid += 11
-        posts.append(make_post(pid, specs[0], image=small, quality=80, score=rng.randint(0, 40)))
-        pid += 7
-        posts.append(make_post(pid, specs[1], image=make_image(specs[1]), quality=70, score=rng.randint(0, 40)))
-    if monochrome:
-        pid += 5
-        mono = replace(specs[-1] if specs else Spec(seed=seed), seed=seed * 1000 + 999, mono=True)
-        posts.append(make_post(pid, mono, score=rng.randint(0, 60)))
-    for k in range(deleted):
-        posts[k * 3 % len(posts)].deleted = True
-    return posts

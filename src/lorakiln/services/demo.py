@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Callable
 
 from lorakiln.core.progress import Progress
-from lorakiln.demo.booru_server import CHARACTER, BooruReplay, demo_catalogue
+from lorakiln.demo.booru_server import BooruReplay
+from lorakiln.demo.catalogue import CHARACTER, demo_catalogue
 from lorakiln.demo.images import Spec, make_image
 from lorakiln.demo.tagger import write_demo_tagger
 from lorakiln.services.pipeline import StageResult, run_pipeline
