@@ -65,6 +65,8 @@ def test_two_loras_stack_and_idempotency(tmp_path, cli):
     out = tmp_path / "m.safetensors"
     code, text = cli("merge", "--into", base, f"{l1}:0.5", f"{l2}:1.5", "-o", out)
     assert code == 0, text
+    assert "(sd15)" in text and "0 modules" not in text  # a bake reports weights and modules applied, not "0 modules"
+    assert f"modules applied: {len(sd1) // 3 + len(sd2) // 3}" in text
     apply_in_model(targets, sd1, 0.5)
     apply_in_model(targets, sd2, 1.5)
     want, got = to_checkpoint(comps, "sd15"), load_file(str(out))

@@ -47,6 +47,18 @@ def test_pony_score_source_rating_first():
     assert tags[9:12] == ["1girl", "kafka_(honkai:_star_rail)", "honkai:_star_rail"]
 
 
+
+def test_pony_special_tags_keep_their_underscores_when_tags_are_written_with_spaces():
+    from lorakiln.config.caption import CaptionConfig
+    from lorakiln.services.caption import caption_text
+
+    tags, _ = order_tags(TAGS, "pony", TagFacts(categories=CATS, rating="e", percentile=0.7),
+                         OrderOptions(keep_first=("kafka_hsr",), rating_tags=True))
+    text = caption_text(tags, CaptionConfig(underscores=False), ["kafka_hsr"])
+    assert text == ("score_7_up, score_6_up, score_5_up, score_4_up, source_anime, rating_explicit, kafka_hsr, "
+                    "1girl, kafka \\(honkai: star rail\\), honkai: star rail, smile, long hair, highres")
+
+
 def test_pony_score_levels_and_furry_source():
     assert pony_score_tags(0.8) == ["score_8_up", "score_7_up", "score_6_up", "score_5_up", "score_4_up"]
     assert pony_score_tags(0.5) == ["score_6_up", "score_5_up", "score_4_up"]

@@ -8,10 +8,12 @@ from PIL import Image
 from test_merge_core import lora_sd
 
 from lorakiln.captions.history import HISTORY_FILE, Entry, History, now
+from lorakiln.core.records import ImageRecord
 from lorakiln.formats.lora_file import tensor_hash, write_lora
 
-FREQ = {"10_kafka": {"kafka_hsr": 40, "1girl": 40, "solo": 38, "kafka_coat": 30, "smile": 20, "sunglasses": 15,
-                     "long coat": 2, "outdoors": 9},
+FREQ = {"10_kafka": {"kafka_hsr": 40, "1girl": 40, "solo": 38, "kafka \\(honkai: star rail\\)": 36,
+                     "honkai: star rail": 36, "kafka_coat": 30, "some artist": 25, "highres": 22, "smile": 20,
+                     "sunglasses": 15, "long coat": 2, "outdoors": 9},
         "2_extra": {"kafka_hsr": 5, "1girl": 5, "smile": 1}}
 META = {"ss_output_name": "kafka", "ss_base_model_version": "sdxl_base_v1-0", "ss_network_dim": "16",
         "ss_network_alpha": "8", "ss_sd_model_name": "animagine-xl-3.1.safetensors",
@@ -26,6 +28,16 @@ def _history(project):
     h.append(Entry(2, "consolidate", now(), {"tags": ["long coat", "purple jacket"], "into": "kafka_coat", "mode": "any"}))
     h.append(Entry(3, "consolidate", now(), {"tags": ["glasses"], "into": "kafka_glasses", "mode": "any"}))
     h.append(Entry(4, "undo", now(), undoes=[3]))
+
+
+def _manifest(project):
+    """Booru categories of the dataset's tags: character, copyright, artist and meta tags are no
+    reinforcement tags (the LoRA's ss_tag_frequency does not say which tags are which)."""
+    m = project.manifest()
+    m.add(ImageRecord(id="danbooru-1", source="danbooru", tags={
+        "general": ["smile", "sunglasses"], "character": ["kafka_(honkai:_star_rail)"],
+        "copyright": ["honkai:_star_rail"], "artist": ["some_artist"], "meta": ["highres"]}))
+    m.save()
 
 
 def _run(project, summary: bool = True):
@@ -45,6 +57,7 @@ def _run(project, summary: bool = True):
 
 def test_card_from_a_run(project, cli):
     _history(project)
+    _manifest(project)
     run = _run(project)
     code, out = cli("card", cwd=project.root)
     assert code == 0, out
@@ -53,9 +66,11 @@ def test_card_from_a_run(project, cli):
     assert "Outfit trigger `kafka_coat`: stands for long coat, purple jacket" in card
     assert "kafka_glasses" not in card  # undone
     assert "purple hair, red eyes" in card
-    assert "Reinforcement tags: smile, sunglasses, outdoors" in card  # not trigger, outfit, replaced or generic
+    # not trigger, outfit, replaced, generic, background, nor character/copyright/artist/meta tags
+    assert "Reinforcement tags: smile, sunglasses\n" in card
     assert "Recommended weight: 0.8, checkpoint kafka-000002.safetensors (best fidelity at full flexibility)" in card
     assert "`<lora:kafka:0.8>`" in card
+    assert "Publish `kafka-000002.safetensors`: A1111 calls every checkpoint of this run `kafka`" in card
     assert "| 10_kafka | 40 | 10 | 400 |" in card and "| 2_extra | 5 | 2 | 10 |" in card
     assert "| train.learning_rate | 0.0001 |" in card and "SECRET123" not in card and "api_key" not in card
     assert "![sample grid](eval/grid-epoch-weight.png)" in card

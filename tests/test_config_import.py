@@ -155,7 +155,9 @@ def test_seed000_every_key_is_accounted_for(tmp_path):
     ignored = {e.source: e.reason for e in report.by_status("ignored")}
     assert ignored["output_dir"] == "outputs always go to the project's runs/<run-id>/"
     assert ignored["conv_dim"] == "LoRA_type Standard trains no conv layers"
-    assert "min-SNR off" in ignored["min_snr_gamma"] and ignored["seed"] == "empty"
+    assert "min_snr_gamma" not in ignored and ignored["seed"] == "empty"
+    mapped = {e.source: e for e in report.by_status("mapped")}
+    assert "min_snr_gamma" in mapped  # 0 = min-SNR off, written as such
     assert ignored["wandb_api_key"].startswith("secret")
     assert report.by_status("unknown") == []  # every key of seed 000 is one lorakiln knows
     assert any("caption_extension was empty" in n for n in report.notes)

@@ -278,3 +278,19 @@ def test_cli_doctor_on_a_folder(tmp_path, cli):
     by_rule = {f["rule"]: f for f in data["findings"] if f["severity"] == "warning"}
     assert by_rule["trigger"]["items"] == ["kie/1.png", "kie/2.png"]
     assert len(by_rule["resolution"]["items"]) == 3 and by_rule["views"]["items"] == ["kie/0.png"]
+
+
+def test_doctor_folder_reads_legacy_captions_and_leaves_out_broken_images(tmp_path):
+    from lorakiln.demo.images import Spec, make_image
+    from lorakiln.services.doctor import run_doctor_folder
+
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for i in range(2):
+        make_image(Spec(seed=i, width=64, height=80)).save(folder / f"{i}.png")
+    (folder / "0.txt").write_bytes(b"kie, caf\xe9, 1girl")  # cp1252, as old Windows tools wrote it
+    (folder / "1.txt").write_bytes(b"\xef\xbb\xbfkie, smile")  # UTF-8 with a BOM
+    (folder / "broken.png").write_bytes(b"not a picture")
+    report = run_doctor_folder(folder, DoctorConfig(rules=["trigger"]), ["kie"], None)
+    assert report.images == 2 and report.findings == []  # the BOM does not hide the trigger
+    assert any("broken.png" in n and "left out" in n for n in report.notes)

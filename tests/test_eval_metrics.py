@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from lorakiln.evaluate.dataset_tags import outfit_tags, subject, tag_shares
+from lorakiln.core.records import ImageRecord
+from lorakiln.evaluate.dataset_tags import non_prompt_tags, outfit_tags, subject, tag_shares
 from lorakiln.evaluate.descriptor import cosine_differences
 from lorakiln.evaluate.metrics import METRICS, Condition, Context, Reference, Sample, compute
 from lorakiln.evaluate.metrics.fidelity import calibrate, prototype
@@ -148,6 +149,14 @@ def test_dataset_tags_outfit_and_subject():
     assert shares["purple_hair"] == 1.0 and shares["boots"] == 0.1
     assert subject(shares) == "1girl"
     assert outfit_tags(shares, ["kafka_hsr"], n=3) == ["red_capelet", "necktie"]  # core, generic, rare left out
+    # character, copyright and artist tags (known from the records' categories) are no outfit
+    shares.update({"kafka_(honkai:_star_rail)": 1.0, "honkai:_star_rail": 1.0, "some_artist": 0.9, "highres": 0.9})
+    records = [ImageRecord(id="d-1", source="danbooru", tags={
+        "general": ["red_capelet"], "character": ["kafka_(honkai:_star_rail)"], "copyright": ["honkai:_star_rail"],
+        "artist": ["some_artist"], "meta": ["highres"]}),
+        ImageRecord(id="l-1", source="local", tags={"caption": ["necktie", "sunglasses"]})]
+    assert non_prompt_tags(records) == {"kafka_(honkai:_star_rail)", "honkai:_star_rail", "some_artist", "highres"}
+    assert outfit_tags(shares, ["kafka_hsr"], n=3, exclude=non_prompt_tags(records)) == ["red_capelet", "necktie"]
 
 
 def test_probe_sets_and_rendering():

@@ -245,3 +245,15 @@ def test_bad_credentials_file_names_file_not_secret(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_credentials("danbooru", {"KILN_CONFIG_DIR": str(tmp_path)})
     assert "not valid TOML" in str(e.value) and "BROKENSECRET" not in str(e.value)
+
+
+def test_base_url_with_credentials_is_refused():
+    import pytest
+    from pydantic import ValidationError
+
+    from lorakiln.config.fetch import SavedQuery
+
+    for url in ("https://alice:secret@danbooru.example", "https://gelbooru.example/?api_key=abc&user_id=1"):
+        with pytest.raises(ValidationError, match="no credentials in the base URL"):
+            SavedQuery(site="danbooru", query="a", base_url=url)
+    assert SavedQuery(site="danbooru", query="a", base_url="http://127.0.0.1:8080/").base_url == "http://127.0.0.1:8080"

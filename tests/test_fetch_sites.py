@@ -194,3 +194,20 @@ def test_demo_catalogue_has_near_duplicates_and_a_monochrome_image():
     assert "monochrome" in posts[12].tags["general"] and np.abs(a - a.mean(axis=2, keepdims=True)).max() <= 2
     colour = np.asarray(Image.open(io.BytesIO(posts[0].image)).convert("RGB")).astype(int)
     assert np.abs(colour - colour.mean(axis=2, keepdims=True)).max() > 30
+
+
+@pytest.mark.parametrize("base, capped", [(None, True), ("https://e621.net/", True), ("http://www.e621.net", True),
+                                           ("http://127.0.0.1:9", False)])
+def test_e621_official_host_is_held_to_two_requests_per_second(base, capped):
+    from lorakiln.config.credentials import SiteCredentials
+    from lorakiln.services.fetch import make_client
+    from lorakiln.sources.registry import SITES
+
+    spec = SITES.get("e621")
+    notes = []
+    with make_client(spec, spec.family(spec, base), SiteCredentials(username="tester"), FetchConfig(rate=5),
+                     notes.append) as client:
+        assert client.rate == (2.0 if capped else 5.0)
+    assert bool(notes) == capped and (not capped or "at most 2 requests/s" in notes[0])
+    with make_client(spec, spec.family(spec, base), SiteCredentials(username="t"), FetchConfig(), notes.append) as c:
+        assert c.rate == 1.0  # the polite default: about one request per second sustained

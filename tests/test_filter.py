@@ -227,3 +227,54 @@ def test_cli_filter_list_and_undo(project, cli):
     assert "nothing dropped by a filter matching 'aspect'" in out and "monochrome (1)" in out
     code, out = cli("filter", "--undo", "mono", cwd=project.root)
     assert "restored 1" in out and project.manifest()["grey"].kept
+
+
+class _StopAfter(NullProgress):
+    """Raises KeyboardInterrupt (Ctrl-C) after `n` images of the colour statistics pass."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def task(self, description, total=None):
+        ctx = super().task(description, total)
+        if description != "colour statistics":
+            return ctx
+        n = self.n
+
+        class _Ctx:
+            def __enter__(self_):
+                t = ctx.__enter__()
+                orig = t.advance
+
+                def advance(k=1, **f):
+                    orig(k, **f)
+                    if t.done >= n:
+                        raise KeyboardInterrupt
+
+                t.advance = advance
+                return t
+
+            def __exit__(self_, *exc):
+                return ctx.__exit__(*exc)
+
+        return _Ctx()
+
+
+def test_interrupted_filter_resumes_to_the_same_result(project):
+    cases = {**{k: v for k, (v, _) in MONO_CASES.items()}, "small": make_image(Spec(seed=4, width=96, height=96))}
+    for rid, im in cases.items():
+        _add(project, rid, im)
+    cfg = dict(min_short_side=128, max_aspect=0, require_tags=[], exclude_tags=[], workers=1)
+    with pytest.raises(KeyboardInterrupt):
+        svc.run_filter(project, FilterConfig(**cfg), _StopAfter(4))
+    m = project.manifest()  # what was done before Ctrl-C was saved
+    assert sum(1 for r in m if "colour_stats" in r.extra) == 4
+    assert m["small"].reason == "too small: 96x96 < 128" and all(r.status != Status.error for r in m)
+    progress = NullProgress()
+    svc.run_filter(project, FilterConfig(**cfg), progress)
+    assert progress.tasks["colour statistics"].done == len(MONO_CASES) - 4  # only what was left
+    want = {rid for rid, (_, dropped) in MONO_CASES.items() if dropped} | {"small"}
+    assert set(_reasons(project)) == want
+    r = _run(project, force=True, **cfg)  # a clean judgement of everything agrees
+    assert set(_reasons(project)) == want and r.restored == len(want)

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -121,3 +122,26 @@ def test_cli_init_and_status(tmp_path, cli):
     assert code == 1 and "no lorakiln project" in out
     code, out = cli("init", "kafka", "--trigger", "x", cwd=tmp_path)
     assert code == 1 and "already exists" in out
+
+
+def test_atomic_files_get_normal_permissions(tmp_path):
+    from lorakiln.core.atomic import write_text
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_error_messages_keep_bracketed_text(tmp_path, project):
+    import subprocess
+    import sys
+
+    p = project.config_path
+    p.write_text(p.read_text() + "\n[nonsense]\nx = 1\n")
+    res = subprocess.run([sys.executable, "-m", "lorakiln", "status"], cwd=project.root, capture_output=True,
+                         text=True, env={**os.environ, "COLUMNS": "300"})
+    assert res.returncode == 1
+    assert "unknown table [nonsense]" in res.stderr

@@ -71,6 +71,11 @@ def test_axis_planning_xyz():
     assert (c.prompt, c.weight, c.checkpoint, c.seed) == ("1girl, blue hair", 1.0, "/r/k-000002.safetensors", 5)
     assert cells[(0, 0, 0)].prompt == "1girl, red hair"  # the search value itself is the first column
     assert parse_axis("checkpoint=last:2", ctx)[0].values == ["epoch 2", "final"]
+    # A1111 Prompt S/R keeps an empty replacement: "-000002," = epoch 2 and the final file
+    sr = parse_axis("prompt=-000002,", ctx)
+    assert sr[0].values == ["-000002", ""] and sr[0].labels == ["-000002", '""']
+    assert [c.prompt for c in plan_cells(Cell("<lora:k-000002:1>"), [sr]).values()] == [
+        "<lora:k-000002:1>", "<lora:k:1>"]
     assert parse_axis("checkpoint=k-000001.safetensors", ctx)[0].values == ["epoch 1"]
 
 

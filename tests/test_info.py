@@ -42,6 +42,11 @@ def test_info_json(tmp_path, cli):
     m = d["modules"]
     assert m["total"] == 3 and m["by_algo"] == {"lora": 2, "loha": 1} and m["conv_kxk"] == 1
     assert m["by_part"] == {"unet": 2, "te1": 1} and m["ranks"] == {"4": 2, "2": 1} and m["ignored_count"] == 1
+    per = {x["name"]: x for x in d["per_module"]}  # rank and alpha of every module
+    loha = per["lora_te1_text_model_encoder_layers_0_mlp_fc1"]
+    assert (loha["algo"], loha["rank"], loha["alpha"], loha["part"], loha["shape"]) == ("loha", 2, None, "te1", [8, 6])
+    assert sorted((x["algo"], x["rank"], x["alpha"], x["scale"]) for x in per.values() if x["algo"] == "lora") == \
+        [("lora", 4, 2.0, 0.5)] * 2
     assert d["network"]["args"] == {"algo": "locon", "conv_dim": "4"}
     assert d["dataset"]["tag_frequency_top"] == [["kafka_hsr", 45], ["long hair", 30]]
     assert d["training"]["ss_training_started_at"] == "2023-11-14T22:13:20+00:00"
@@ -58,6 +63,8 @@ def test_info_text(tmp_path, cli):
     assert code == 0, out
     flat = " ".join(out.split())
     assert "AutoV3" in flat and "kafka_hsr (45)" in flat and "10_kafka (40 images x 10)" in flat
+    code, out = cli("info", _file(tmp_path), "--modules")
+    assert code == 0 and "lora_te1_text_model_encoder_layers_0_mlp_fc1" in out and "loha" in out
 
 
 def test_set_and_unset_keep_tensor_bytes(tmp_path, cli):

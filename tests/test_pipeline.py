@@ -101,3 +101,33 @@ def test_first_failing_stage_stops_the_run(demo_project, cli):
     assert code == 1
     assert "stage tag failed" in out and "model.onnx" in out
     assert not list(demo_project.root.glob("dataset/*"))
+
+
+def test_run_output_keeps_table_names(project, cli):
+    # nothing to fetch or import: the summaries name the project.toml tables to fill in
+    code, out = cli("run", "--until", "import", cwd=project.root)
+    assert code == 0, out
+    assert "[[fetch.queries]]" in out and "[run].import_folders" in out
+
+
+def test_demo_never_deletes_a_folder_it_did_not_make(tmp_path, cli):
+    mine = tmp_path / "my-work"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("precious")
+    code, out = cli("demo", "--dir", mine, cwd=tmp_path)
+    assert code == 1 and "not an earlier demo" in out
+    assert (mine / "thesis.txt").read_text() == "precious"
+
+
+def test_demo_in_a_relative_folder_finds_its_pictures_and_tagger(tmp_path, monkeypatch):
+    # `./dev demo` uses the relative default demo-out: project.toml paths must not depend on the cwd
+    from lorakiln.core.progress import NullProgress
+    from lorakiln.services.demo import prepare_demo
+    from lorakiln.services.pipeline import run_pipeline
+
+    monkeypatch.chdir(tmp_path)
+    proj, pictures, tagger = prepare_demo(Path("demo-out"))
+    with BooruReplay(demo_catalogue(2, scale=0.3), site="danbooru") as booru:
+        proj.set_values(demo_settings(booru.url, pictures, tagger))
+        done = {r.stage: r for r in run_pipeline(open_project(proj.root), NullProgress(), until="tag")}
+    assert "6 images imported" in done["import"].summary and not done["tag"].skipped

@@ -283,3 +283,19 @@ def test_cli_plan_folder_outside_a_project(tmp_path, cli):
     code, out = cli("plan", tmp_path, "--family", "sd15", cwd=tmp_path)
     assert code == 0, out
     assert "rename folder 5_main -> 10_main" in out
+
+
+def test_kept_hand_edited_epochs_drive_steps_and_learning_rate(sd15_project):
+    from lorakiln.services.project import open_project
+
+    plan_project(sd15_project, {"strength": 1.1})
+    path = sd15_project.config_path
+    path.write_text(path.read_text().replace("max_train_epochs = 10", "max_train_epochs = 20"))
+    out = plan_project(open_project(sd15_project.root), {"strength": 1.1})
+    assert {c.key: c.status for c in out.changes}["train.max_train_epochs"] == "kept"
+    assert out.plan.epochs == 20 and out.plan.steps == 20 * 200  # what training will actually run
+    train = open_project(sd15_project.root).resolve("train")
+    assert train.max_train_epochs == 20 and train.optimizer.unet_lr == 0.000138  # 1.1 / (399 x 20)
+    again = plan_project(open_project(sd15_project.root), {"strength": 1.1})
+    assert {c.key: c.status for c in again.changes}["train.max_train_epochs"] == "kept"  # still a hand edit
+    assert open_project(sd15_project.root).resolve("train").optimizer.unet_lr == 0.000138

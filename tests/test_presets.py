@@ -135,3 +135,5 @@ def test_variants_are_applied_by_name_only():
     assert find_preset("my-prodigy-merge.safetensors") is None
     assert find_preset("pony-v6-dora")["preset"]["name"] == "pony-v6"  # the base, not the variant
     assert get_preset("prodigy")["preset"]["name"] == "prodigy"
+    # `kiln presets show` takes the file name of a base model too, as its help says
+    assert get_preset("ponyDiffusionV6XL_v6StartWithThisOne.safetensors")["preset"]["name"] == "pony-v6"

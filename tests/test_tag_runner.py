@@ -97,6 +97,18 @@ def test_model_failing_on_batches_falls_back_to_one_at_a_time(tmp_path, tiny, im
     assert hidden.max_batch == 1 and hidden.fallback.startswith("batched run failed")
 
 
+def test_full_size_wd_v3_interface_at_448(tmp_path, images):
+    """The real models' geometry: input `input` [batch, 448, 448, 3], output `output` [batch, n]."""
+    wd = _open(make_tagger_folder(tmp_path / "wd448", size=448))
+    assert (wd.input_name, wd.output_name, wd.size, wd.max_batch) == ("input", "output", 448, None)
+    got = dict(predict_files(images[0][:3], wd, batch_size=3))
+    x = np.stack([load_for_tagger(p, 448) for p in images[0][:3]])
+    assert x.shape == (3, 448, 448, 3) and x.dtype == np.float32
+    mean = x.astype(np.float64).mean(axis=(1, 2)) / 255  # 200,704 pixels: float32 sums differ by order
+    expected = 1 / (1 + np.exp(-logits(mean)))
+    np.testing.assert_allclose(np.stack([got[i] for i in range(3)]), expected, rtol=1e-4, atol=1e-5)
+
+
 def test_input_size_comes_from_the_model(tmp_path, images):
     small = _open(make_tagger_folder(tmp_path / "s32", size=32))
     assert small.size == 32

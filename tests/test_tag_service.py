@@ -62,6 +62,15 @@ def test_new_threshold_rederives_from_stored_scores_without_the_model(tagged_pro
     assert code == 1 and "model.onnx missing in" in out and str(model) in out
 
 
+def test_new_threshold_says_when_edited_captions_keep_their_old_tags(tagged_project, cli):
+    project, model = tagged_project
+    assert cli("tag", "--model", str(model), cwd=project.root)[0] == 0
+    assert cli("caption", "trigger", "--id", "local-1", "--id", "local-2", cwd=project.root)[0] == 0
+    code, out = cli("tag", "--threshold", "0.5", cwd=project.root)
+    assert code == 0, out
+    assert "2 images already have edited captions" in " ".join(out.split()) and "kiln caption reset" in out
+
+
 def test_registered_name_mapped_to_a_local_folder_and_balanced(tagged_project, cli):
     project, model = tagged_project
     project.set_section("tag", {"local_models": {"wd-vit-v3": str(model)}})

@@ -86,3 +86,46 @@ def test_train_without_exported_data_says_what_to_do(cli, tmp_path):
     code, out = cli("train", "--set", "optimizer.lr_scheduler=bogus", "--data", tmp_path / "nowhere",
                     cwd=tmp_path / "p")
     assert code == 1 and "does not exist" in out
+
+
+def test_pickled_base_needs_allow_pickle(cli, tmp_path):
+    """A .ckpt base is refused with a message naming the opt-in; --allow-pickle reads it (weights only)."""
+    import torch
+
+    from lorakiln.formats.keymap import UNetLayout, state_dict_to_ldm
+    from lorakiln.train.families import FAMILIES
+
+    comps = FAMILIES.get("tiny-sd15").load("tiny-sd15")
+    ldm = state_dict_to_ldm("sd15", comps.unet.state_dict(), comps.vae.state_dict(),
+                            [te.state_dict() for te in comps.text_encoders], UNetLayout.from_config(comps.unet.config),
+                            len(comps.vae.config.block_out_channels))
+    ckpt = tmp_path / "nai-like.ckpt"
+    torch.save({"state_dict": {k: v.contiguous() for k, v in ldm.items()}}, ckpt)
+    proj = _project(tmp_path, cli)
+    code, out = cli("train", "--base", ckpt, "--dry-run", "--no-memory", cwd=proj)
+    assert code == 1 and "is a pickled checkpoint" in out and "allow_pickle" in out
+    code, out = cli("train", "--base", ckpt, "--allow-pickle", "--dry-run", "--no-memory", cwd=proj)
+    assert code == 0, out
+    assert "family: sd15" in out and "allow_pickle = true" in out  # detected from the pickle's keys
+    # the runner reads it too (weights-only); the tiny weights then do not fit the full-size SD1.5
+    code, out = cli("train", "--base", ckpt, "--allow-pickle", "--epochs", "1", "--max-steps", "1", cwd=proj)
+    assert code == 1 and "is a pickled checkpoint" not in out and "cannot be loaded as sd15" in out
+
+
+def test_train_a_kohya_folder_outside_a_project(cli, tmp_path):
+    """`kiln train --data DIR --base MODEL` needs no project: runs/ goes into the current folder."""
+    write_subset(tmp_path / "kohya" / "3_kiln", SPECS[:2])
+    work = tmp_path / "work"
+    work.mkdir()
+    code, out = cli("train", "--base", "tiny-sd15", cwd=work)
+    assert code == 1 and "--data DIR --base MODEL" in out
+    args = ("train", "--data", tmp_path / "kohya", "--base", "tiny-sd15", "--epochs", "1", "--max-steps", "1",
+            "--dim", "2")
+    code, out = cli(*args, cwd=work)
+    assert code == 0, out
+    (run,) = (work / "runs").iterdir()
+    _, meta = read_lora(run / "kohya.safetensors")
+    assert json.loads(meta["ss_dataset_dirs"]) == {"3_kiln": {"n_repeats": 3, "img_count": 2}}
+    assert meta["ss_output_name"] == "kohya" and meta["ss_steps"] == "1"
+    code, out = cli(*args, cwd=work)  # the same command again: nothing to do
+    assert code == 0 and "already trained" in out

@@ -151,6 +151,21 @@ def test_epoch_batches_repeats_buckets_and_determinism(tmp_path):
     assert epoch_batches([s], 2, 1) != b1
 
 
+def test_every_process_gets_the_same_number_of_batches(tmp_path):
+    """Several GPUs: unequal shares made the process with more batches wait forever in the gradient
+    all-reduce (seen with torchrun --nproc-per-node 2 on 11 batches)."""
+    from lorakiln.train.loop import rank_batches, total_steps
+
+    s = _scanned(tmp_path, batch=2)
+    batches = epoch_batches([s], seed=1, epoch=1)
+    assert len(batches) % 2 == 1  # an odd count is the case that hung
+    for world in (1, 2, 3, len(batches) + 2):
+        shares = [rank_batches(batches, r, world) for r in range(world)]
+        per_process, _ = total_steps(len(batches), 1, 1, world)
+        assert {len(sh) for sh in shares} == {per_process}
+        assert {b for sh in shares for b in sh} == set(batches)  # nothing left out
+
+
 def test_regularisation_fills_as_many_samples_as_training(tmp_path):
     s = _scanned(tmp_path, reg=True)
     batches = epoch_batches([s], 0, 1)

@@ -39,6 +39,12 @@ SPECIAL_TAGS = frozenset(
     + [t for ts in ANIMAGINE_RATING.values() for t in ts] + list(PONY_RATING.values()) + list(E621_RATING.values())
     + ["score_9"] + [f"score_{n}_up" for n in range(1, 10)] + [f"source_{s}" for s in PONY_SOURCES]
 )
+# Pony was trained on these exact tokens: their underscores are part of the tag, so they are
+# written as they are even when the other tags are written with spaces (`score_9`, not `score 9`)
+VERBATIM_TAGS = frozenset(
+    ["score_9"] + [f"score_{n}_up" for n in range(1, 10)] + [f"source_{s}" for s in PONY_SOURCES]
+    + list(PONY_RATING.values())
+)
 _COUNT_RE = re.compile(r"^(\d+\+?(girl|boy|other)s?|multiple_(girls|boys|others)|no_humans)$")
 
 

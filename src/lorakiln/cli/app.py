@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from lorakiln import __version__
 from lorakiln.cli import common
@@ -68,7 +69,7 @@ def main() -> None:
     try:
         app()
     except KilnError as e:
-        common.console.print(f"[bold red]error:[/] {e}")
+        common.console.print(f"[bold red]error:[/] {escape(str(e))}")
         raise SystemExit(1)
     except KeyboardInterrupt:
         common.console.print("[yellow]interrupted; rerun the same command to resume[/]")

@@ -20,8 +20,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, emoji=False)
+out = Console(emoji=False)
 
 ProjectOpt = Annotated[
     Optional[Path],

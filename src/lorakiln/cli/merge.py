@@ -39,8 +39,8 @@ def _show(report, as_json: bool) -> None:
     if report.skipped:
         out.print(f"{report.output}: up to date (same inputs and settings); --force to redo", soft_wrap=True)
         return
-    out.print(f"[bold]{report.operation}[/] -> {report.output}  ({summary['modules']} modules"
-              + (f", {summary['arch']}" if "arch" in summary else "") + ")", soft_wrap=True)
+    facts = ([f"{summary['modules']} modules"] if report.modules else []) + ([summary["arch"]] if "arch" in summary else [])
+    out.print(f"[bold]{report.operation}[/] -> {report.output}  ({', '.join(facts)})", soft_wrap=True)
     for key in ("error_mean", "error_max", "retained_mean", "retained_min", "rank_min", "rank_max",
                 "weights_changed", "modules_applied", "modules_unmatched"):
         if key in summary:
@@ -155,6 +155,8 @@ def info(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="KEY=VALUE: edit metadata (tensors untouched).")] = None,
     unset: Annotated[Optional[list[str]], typer.Option("--unset", help="KEY: remove a metadata key.")] = None,
     top: Annotated[int, typer.Option(help="How many of the most frequent training tags to show.")] = 20,
+    modules: Annotated[bool, typer.Option("--modules", help="List every module: algorithm, rank, alpha, shape "
+                                          "(always in --json).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Architecture, algorithm, ranks/alphas, training settings, tags and hashes of a LoRA."""
@@ -168,6 +170,13 @@ def info(
         out.print_json(json.dumps(desc, default=str))
         return
     _print_info(desc)
+    if modules:
+        t = Table("module", "algo", "rank", "alpha", "scale", "shape", header_style="bold")
+        for m in desc["per_module"]:
+            t.add_row(m["name"], m["algo"] + (" +DoRA" if m["dora"] else ""), str(m["rank"] or "full"),
+                      "-" if m["alpha"] is None else f"{m['alpha']:g}", f"{m['scale']:.4g}",
+                      "×".join(map(str, m["shape"])))
+        out.print(t)
 
 
 def _print_info(d: dict) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from lorakiln.cli.common import ProjectOpt, RichProgress, open_project, out
 
@@ -30,9 +31,9 @@ def run(
 
     def show(res) -> None:
         mark = "[dim]skip[/]" if res.skipped else "[green]done[/]"
-        out.print(f"{mark} [bold]{res.stage:8}[/] {res.summary}")
+        out.print(f"{mark} [bold]{res.stage:8}[/] {escape(res.summary)}")  # summaries name [tables]
         for n in res.notes:
-            out.print(f"         [yellow]{n}[/]")
+            out.print(f"         [yellow]{escape(n)}[/]")
 
     run_pipeline(p, RichProgress(), start=start, until=until, force=force, on_result=show)
 

@@ -79,6 +79,9 @@ def _print_report(r, top: int) -> None:
         for name, n in r.tag_counts.most_common(top):
             t.add_row(escape(name), str(n))
         out.print(t)
+    if r.edited_captions:
+        out.print(f"  [yellow]{r.edited_captions} images already have edited captions, which these tags do not "
+                  "change: `kiln caption reset` rebuilds them from the tags (undoable)[/]")
 
 
 def register(app: typer.Typer) -> None:

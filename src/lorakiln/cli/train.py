@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 from typer.core import TyperCommand
 
-from lorakiln.cli.common import ProjectOpt, RichProgress, console, open_project, out
+from lorakiln.cli.common import ProjectOpt, RichProgress, console, open_project, out, project_path
+from lorakiln.core.errors import KilnError, ProjectNotFound
 
 LATEST = "latest"
 
@@ -102,6 +103,7 @@ def train(
     seed: Annotated[Optional[int], typer.Option(help="Seed.")] = None,
     sample_prompts: Annotated[Optional[Path], typer.Option("--sample-prompts", help="kohya prompt file for samples.")] = None,
     save_state: Annotated[Optional[bool], typer.Option("--save-state/--no-save-state", help="Save resumable states.")] = None,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Accept a pickled .ckpt base (read weights-only).")] = False,
     set_: Annotated[list[str], typer.Option("--set", help="Any train setting by its dotted name: --set network.conv_dim=8 (repeatable).")] = [],  # noqa: B006
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config, steps and memory; train nothing.")] = False,
     no_memory: Annotated[bool, typer.Option("--no-memory", help="Skip the memory estimate in --dry-run.")] = False,
@@ -125,12 +127,22 @@ def train(
         "optimizer.optimizer": optimizer, "optimizer.optimizer_args": optimizer_args,
         "optimizer.lr_scheduler": scheduler, "buckets.resolution": resolution, "output_name": output_name,
         "seed": seed, "sample.sample_prompts": _abs(sample_prompts), "save.save_state": save_state,
+        "allow_pickle": True if allow_pickle else None,
     }
     cli = overrides(flags, set_)
-    proj = open_project(project)
+    try:
+        proj = open_project(project)
+    except ProjectNotFound as e:
+        if project_path(project) is not None or resume is not None:
+            raise  # outside a project, rerunning the same command continues an unfinished run
+        if not (data or dataset_config):
+            raise KilnError(f"{e}; or train on a kohya folder: --data DIR --base MODEL") from None
+        proj = None
     run = None
     if resume is not None:
         req, run = svc.resume_request(proj, None if resume == LATEST else resume, cli)
+    elif proj is None:
+        req = svc.request_from_folder(cli, Path.cwd())
     else:
         req = svc.request_from_project(proj, cli)
     plan = svc.plan_training(req)

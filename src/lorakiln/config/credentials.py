@@ -33,6 +33,8 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from lorakiln.core.errors import ConfigError
 
 FIELDS = ("login", "api_key", "user_id", "username")
+# URL query parameters that carry credentials: never stored, cached, logged or saved in a base URL
+SECRET_PARAMS = frozenset({"api_key", "user_id", "login", "password_hash", "pass_hash", "key"})
 
 
 class SiteCredentials(BaseModel):

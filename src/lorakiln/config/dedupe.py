@@ -23,8 +23,8 @@ class DedupeConfig(SectionModel):
         ge=0,
         description="Largest Hamming distance between two hashes that still counts as a near-duplicate. "
         "64-bit pHash: resized and re-saved JPEG copies measure 0-4, 2-3% crops mostly 4-10; at 10,000 "
-        "generated pictures 8 found 98.6% of the copies and dropped 7 distinct ones, 10 found 99.8% "
-        "but dropped 28 (bench/dedupe.py).",
+        "generated pictures 8 found 98.0% of the copies and dropped 8 distinct ones, 10 found 99.4% "
+        "but dropped 34 (bench/dedupe.py).",
     )
     aspect_tolerance: float = Field(
         0.2,

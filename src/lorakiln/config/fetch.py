@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import re
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from lorakiln.config.credentials import SECRET_PARAMS
 from lorakiln.config.sections import SectionModel, section
 
 _AREA = re.compile(r"^\s*(\d+)\s*[xX*]\s*(\d+)\s*$")
@@ -107,6 +109,18 @@ class SavedQuery(QueryOptions):
     site: str = Field(description="Site name: danbooru, gelbooru, safebooru, e621, e926.")
     query: str = Field(description="Tags; `|` separates OR groups: `a b | a c`.")
     base_url: str | None = Field(None, description="Another host of the same software (mirror, self-hosted, tests).")
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials_in_url(cls, v: str | None) -> str | None:
+        """A base URL is saved in project.toml: credentials belong in the environment or credentials.toml."""
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        if "@" in parts.netloc or any(k.lower() in SECRET_PARAMS for k, _ in parse_qsl(parts.query)):
+            raise ValueError("no credentials in the base URL: set them in the environment "
+                             "(KILN_<SITE>_API_KEY, ...) or in credentials.toml")
+        return v.rstrip("/")
 
     def options(self) -> dict[str, Any]:
         """The explicitly set query options (what a saved entry stores)."""

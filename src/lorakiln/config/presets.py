@@ -62,7 +62,7 @@ def find_preset(base: str | None, *, variants: bool = False) -> dict | None:
 
 
 def get_preset(name: str) -> dict:
-    doc = find_preset(name, variants=True)
+    doc = find_preset(name, variants=True) or find_preset(name)  # a name, else a base model's file name
     if doc is None:
         raise KilnError(f"unknown preset {name!r}; known: {', '.join(sorted(all_presets())) or 'none'}")
     return doc

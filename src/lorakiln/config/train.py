@@ -201,6 +201,9 @@ class TrainConfig(SectionModel):
 
     base: str | None = Field(None, description="Base model for training; unset = [project].base.")
     vae: str | None = Field(None, description="External VAE file or folder (e.g. the SDXL VAE with Pony).")
+    allow_pickle: bool = Field(False, description=(
+        "Accept a pickled base checkpoint (.ckpt/.pt/.bin), read with torch.load(weights_only=True); "
+        "off = refused, since unpickling can run code."))
     output_name: str | None = Field(None, description="LoRA file name stem (kohya --output_name); unset = project name.")
     training_comment: str = Field("", description="Free text stored in the file's ss_training_comment.")
     max_train_epochs: int = Field(10, ge=1, description="Epochs to train (kohya --max_train_epochs).")

@@ -83,11 +83,13 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) 
 
 
 def _open(path: Path) -> Image.Image:
-    """Open lazily; refuse decompression bombs by the header's pixel count (thread-safe,
-    unlike Pillow's warning-based check, which needs process-wide warning filters)."""
-    Image.MAX_IMAGE_PIXELS = None  # our check below replaces Pillow's global one
+    """Open lazily; refuse decompression bombs by the header's pixel count. The check is ours
+    (thread-safe: Pillow's between-limits warning would need process-wide warning filters);
+    Pillow's own error for far larger images is turned into the same message."""
     try:
         im = Image.open(path)
+    except Image.DecompressionBombError:
+        raise ItemError(str(path), f"decompression bomb: more than {MAX_PIXELS} pixels") from None
     except UnidentifiedImageError:
         raise ItemError(str(path), "not an image (or an unsupported format)") from None
     except FileNotFoundError:

@@ -9,6 +9,8 @@ differences come from the axes.
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass, replace
 from pathlib import PurePath
 from typing import Any, Callable, Sequence
@@ -88,8 +90,9 @@ def _match_checkpoint(value: str, avail: dict[str, str]) -> str:
 
 
 def _sr(text: str, ctx: AxisContext) -> list[str]:
-    vals = split_values(text)
-    if not vals:
+    """As A1111: a replacement may be empty (`prompt=-000010,` also draws the final file)."""
+    vals = [v.strip() for row in csv.reader(io.StringIO(text), skipinitialspace=True) for v in row]
+    if not vals or not vals[0]:
         raise KilnError("a prompt axis needs values: the text to search for first, then its replacements")
     ctx.search = vals[0]
     return vals
@@ -118,7 +121,7 @@ AXES.register("checkpoint", AxisKind(
 AXES.register("weight", AxisKind(
     lambda t, ctx: float_values(t), lambda c, v, ctx: replace(c, weight=float(v)), lambda v, ctx: f"weight {v:g}",
     "weight of the main LoRA (the run's checkpoint or the first --lora)"))
-AXES.register("prompt", AxisKind(_sr, _apply_sr, lambda v, ctx: str(v),
+AXES.register("prompt", AxisKind(_sr, _apply_sr, lambda v, ctx: str(v) if v else '""',
                                  "Prompt S/R: the first value is searched for, each value replaces it"))
 AXES.register("seed", AxisKind(lambda t, ctx: int_values(t), lambda c, v, ctx: replace(c, seed=int(v)),
                                lambda v, ctx: f"seed {v}"))

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from lorakiln.captions.model import tag_key
+from lorakiln.evaluate.dataset_tags import META, SCENE
 
 GENERIC = {"1girl", "1boy", "1other", "2girls", "2boys", "solo", "solo focus", "multiple girls", "multiple boys"}
 
@@ -40,10 +44,12 @@ class CardData:
 
 
 def reinforcement_tags(freq: Counter, exclude: set[str], n: int = 8) -> list[str]:
-    """The most frequent tags that are not core: not a trigger, an outfit trigger or one of the
-    tags it replaced, nor a generic subject-count tag."""
-    skip = {norm_tag(t) for t in exclude} | GENERIC
-    return [t for t, _ in freq.most_common() if norm_tag(t) not in skip][:n]
+    """The most frequent tags a user would prompt for the character (outfit, accessories, state):
+    not a trigger, an outfit trigger or one of the tags it replaced, nor a subject-count, framing,
+    view, background or quality/rating/meta word. `exclude` also takes the project's character,
+    copyright and artist tags (`non_prompt_tags`)."""
+    skip = {tag_key(t) for t in (*exclude, *GENERIC)} | SCENE | META
+    return [t for t, _ in freq.most_common() if tag_key(t) not in skip][:n]
 
 
 def guess_triggers(freq: Counter, total_images: int) -> list[str]:
@@ -82,7 +88,11 @@ def render_markdown(card: CardData) -> str:
         L.append(f"- Folded into the trigger (add them if the look drifts): {', '.join(card.core_tags)}")
     if card.reinforcement:
         L.append(f"- Reinforcement tags: {', '.join(card.reinforcement)}")
-    L += [f"- {_weight_line(card)}", f"- A1111 / Forge: `{_alias(card)}`; ComfyUI: LoraLoader with that strength", ""]
+    L += [f"- {_weight_line(card)}", f"- A1111 / Forge: `{_alias(card)}`; ComfyUI: LoraLoader with that strength"]
+    if Path(card.lora_file).stem != card.title:  # an epoch checkpoint carries the run's output name
+        L.append(f"- Publish `{card.lora_file}`: A1111 calls every checkpoint of this run `{card.title}` "
+                 "(their ss_output_name), so keep only this one in your LoRA folder")
+    L.append("")
     if card.grid:
         L += ["## Samples", "", f"![sample grid]({card.grid})", ""]
     L += _dataset_md(card) + _settings_md(card)

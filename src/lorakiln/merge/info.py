@@ -74,6 +74,13 @@ def module_summary(model: LoraModel) -> dict[str, Any]:
             "dora": dora, "ignored_count": len(model.ignored), "ignored_examples": model.ignored[:10]}
 
 
+def per_module(model: LoraModel) -> list[dict[str, Any]]:
+    """Every module: name, part, algorithm, rank, alpha (None = rank), scale, target shape, DoRA."""
+    return [{"name": name, "part": part_of(name), "algo": m.algo, "rank": m.rank, "alpha": m.alpha,
+             "scale": m.scale, "shape": list(m.shape), "dora": m.dora_scale is not None}
+            for name, m in sorted(model.modules.items())]
+
+
 def _timestamp(value: str) -> str:
     try:
         return datetime.fromtimestamp(float(value), timezone.utc).isoformat(timespec="seconds")
@@ -100,6 +107,7 @@ def describe(model: LoraModel, metadata: dict[str, str], top: int = 20) -> dict[
         "network": {"module": metadata.get("ss_network_module"), "dim": metadata.get("ss_network_dim"),
                     "alpha": metadata.get("ss_network_alpha"), "args": _json(metadata.get("ss_network_args"))},
         "modules": module_summary(model),
+        "per_module": per_module(model),
         "training": training,
         "dataset": {"dirs": dataset_dirs(metadata), "tag_frequency_top": tag_frequency(metadata).most_common(top)},
         "provenance": read_provenance(metadata),

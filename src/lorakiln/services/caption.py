@@ -20,7 +20,7 @@ from lorakiln.captions.history import (
 )
 from lorakiln.captions.model import format_caption, normalize_tags, parse_caption, tag_key, verbatim_map
 from lorakiln.captions.order import (
-    OrderOptions, TagFacts, normalize_rating, order_tags, score_percentiles, year_of,
+    VERBATIM_TAGS, OrderOptions, TagFacts, normalize_rating, order_tags, score_percentiles, year_of,
 )
 from lorakiln.config.caption import CaptionConfig
 from lorakiln.config.project import validate_document, write_document
@@ -87,7 +87,7 @@ def caption_text(tags: Sequence[str], cfg: CaptionConfig, trigger: Sequence[str]
     """The caption as written to a file, with the project's conventions."""
     return format_caption(
         tags, underscores=cfg.underscores, escape_parens=cfg.escape, separator=cfg.separator,
-        verbatim=verbatim_map([*trigger, *cfg.class_tokens]),
+        verbatim=verbatim_map([*VERBATIM_TAGS, *trigger, *cfg.class_tokens]),
     )
 
 

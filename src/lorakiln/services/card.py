@@ -135,6 +135,10 @@ def build_card(lora: Path, project=None, run_dir: Path | None = None, out_dir: P
     if not triggers:
         triggers, guessed = guess_triggers(freq, sum(int(d.get("img_count", 0)) for d in dirs.values())), True
     exclude = set(triggers) | {o for o, _ in outfits} | {t for _, tags in outfits for t in tags} | set(core)
+    if project is not None:  # character, copyright, artist and meta tags are not reinforcement tags
+        from lorakiln.evaluate.dataset_tags import non_prompt_tags
+
+        exclude |= non_prompt_tags(project.manifest())
     rec = _recommended(run_dir)
     v3 = tensor_hash(lora)
     return CardData(

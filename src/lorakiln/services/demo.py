@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from lorakiln.core.errors import KilnError
 from lorakiln.core.progress import Progress
 from lorakiln.demo.booru_server import BooruReplay
 from lorakiln.demo.catalogue import CHARACTER, demo_catalogue
@@ -49,14 +50,21 @@ def demo_settings(booru_url: str, pictures: Path, tagger: Path) -> dict[tuple[st
     }
 
 
-def run_demo(out: Path, progress: Progress, log: Callable[[str], None] = print) -> Project:
-    out = Path(out)
+def prepare_demo(out: Path) -> tuple[Project, Path, Path]:
+    """A fresh demo folder: (project, own pictures folder, tagger folder), all absolute paths."""
+    out = Path(out).absolute()  # project.toml paths are read from the project folder, not from here
     if out.exists():
+        _check_replaceable(out)
         shutil.rmtree(out)
     out.mkdir(parents=True)
     pictures = own_pictures(out / "my-pictures")
     tagger = write_demo_tagger(out / "models" / "demo-tagger")
     proj = init_project(out / "kiln-demo", "kiln-demo", [TRIGGER], base="tiny-sd15", character=CHARACTER)
+    return proj, pictures, tagger
+
+
+def run_demo(out: Path, progress: Progress, log: Callable[[str], None] = print) -> Project:
+    proj, pictures, tagger = prepare_demo(out)
     log(f"project {proj.root}: trigger {TRIGGER!r}, base tiny-sd15 (a toy model, not for real LoRAs)")
 
     def show(res: StageResult) -> None:
@@ -67,3 +75,17 @@ def run_demo(out: Path, progress: Progress, log: Callable[[str], None] = print) 
         proj.set_values(demo_settings(booru.url, pictures, tagger))
         run_pipeline(proj, progress, on_result=show)
     return proj
+
+
+DEMO_PARTS = {"kiln-demo", "my-pictures", "models"}
+
+
+def _check_replaceable(out: Path) -> None:
+    """The demo starts afresh, but only ever deletes a folder an earlier demo made (or an empty one)."""
+    if not out.is_dir():
+        raise KilnError(f"{out}: exists and is not a folder; give the demo another --dir")
+    extra = sorted(p.name for p in out.iterdir() if p.name not in DEMO_PARTS)
+    if extra:
+        raise KilnError(f"{out}: not an earlier demo's folder (it holds {', '.join(extra[:3])}"
+                        f"{' ...' if len(extra) > 3 else ''}); the demo deletes its folder first, so give it "
+                        "a new or empty --dir")

@@ -64,23 +64,30 @@ def folder_items(folder: Path) -> tuple[list[Item], list[str]]:
     items, notes = [], []
     for d, repeats, subset in groups:
         for img in sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS):
-            items.append(_file_item(img, subset, repeats, notes))
+            item = _file_item(img, subset, repeats, notes)
+            if item is not None:  # an unreadable image is a note, not a training image
+                items.append(item)
     return items, notes
 
 
-def _file_item(img: Path, subset: str, repeats: int, notes: list[str]) -> Item:
+def _file_item(img: Path, subset: str, repeats: int, notes: list[str]) -> Item | None:
     from lorakiln.dataset.decode import probe
+    from lorakiln.dataset.importer import decode_caption, parse_caption
 
     cap = img.with_suffix(".txt")
-    tags = [t for t in cap.read_text(encoding="utf-8").replace("\n", ",").split(",") if t.strip()] if cap.exists() else []
+    tags: list[str] = []
+    if cap.exists():
+        try:  # UTF-8 with or without BOM, legacy cp1252 captions too, as `kiln import` reads them
+            tags = parse_caption(decode_caption(cap.read_bytes()))
+        except OSError as e:
+            notes.append(f"{cap}: caption not readable ({e.strerror or e})")
     try:
         info = probe(img)
-        w, h = info.width, info.height
     except ItemError as e:
-        notes.append(str(e))
-        w = h = None
-    return Item(f"{subset}/{img.name}", frozenset(norm_tag(t) for t in tags), subset, repeats, w, h,
-                cap.exists())
+        notes.append(f"{e}: left out of the checks")
+        return None
+    return Item(f"{subset}/{img.name}", frozenset(norm_tag(t) for t in tags), subset, repeats, info.width,
+                info.height, cap.exists())
 
 
 def _tagger(project: Project):

@@ -23,7 +23,7 @@ from lorakiln.core.errors import KilnError
 from lorakiln.core.progress import Progress
 from lorakiln.evaluate import probes as P
 from lorakiln.evaluate.analysis import TaggerHandle, analyse
-from lorakiln.evaluate.dataset_tags import outfit_tags, subject, tag_shares
+from lorakiln.evaluate.dataset_tags import non_prompt_tags, outfit_tags, subject, tag_shares
 from lorakiln.evaluate.embed import Backend, ccip_backend, choose_backend, descriptor_backend
 from lorakiln.evaluate.library import LoraLibrary
 from lorakiln.evaluate.metrics import Condition, Context, Reference, Sample, compute
@@ -109,7 +109,8 @@ def dataset_facts(meta: dict[str, str], project, cfg: EvalConfig, ref_files: lis
     shares = tag_shares(freq, n)
     trig = meta.get("lorakiln_trigger") or meta.get("modelspec.trigger_phrase") or ""
     trigger = [t.strip() for t in trig.split(",") if t.strip()] or list(project.info.trigger)
-    return DatasetFacts(shares, n, trigger, subject(shares), outfit_tags(shares, trigger, cfg.probes.dataset_tags))
+    outfit = outfit_tags(shares, trigger, cfg.probes.dataset_tags, exclude=non_prompt_tags(project.manifest()))
+    return DatasetFacts(shares, n, trigger, subject(shares), outfit)
 
 
 def reference_files(cfg: EvalConfig, project, run_config: dict) -> list[Path]:

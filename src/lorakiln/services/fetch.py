@@ -123,7 +123,7 @@ def user_agent(spec: SiteSpec, creds: SiteCredentials, environ: Mapping[str, str
 def make_client(spec: SiteSpec, family: SiteFamily, creds: SiteCredentials, cfg: FetchConfig,
                 note: Callable[[str], None], environ: Mapping[str, str] | None = None) -> HttpClient:
     rate = cfg.rate or spec.rate
-    if spec.max_rate and family.base_url == spec.base_url and rate > spec.max_rate:
+    if spec.max_rate and _host(family.base_url) == _host(spec.base_url) and rate > spec.max_rate:
         note(f"{spec.name} allows at most {spec.max_rate:g} requests/s; using that instead of {rate:g}")
         rate = spec.max_rate
     auth = family.auth(creds.login, creds.key, creds.user_id)
@@ -131,6 +131,11 @@ def make_client(spec: SiteSpec, family: SiteFamily, creds: SiteCredentials, cfg:
                       api_host=urlsplit(family.base_url).hostname or "", basic_auth=auth.basic,
                       secret_params=dict(auth.params), timeout=cfg.timeout,
                       policy=RetryPolicy(cfg.retries, cfg.backoff, cfg.max_retry_wait))
+
+
+def _host(url: str) -> str:
+    """The host a rate cap belongs to: `http://www.e621.net/` is still e621.net."""
+    return (urlsplit(url).hostname or "").removeprefix("www.")
 
 
 def _hint(message: str, spec: SiteSpec, environ: Mapping[str, str] | None) -> str:

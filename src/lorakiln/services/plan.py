@@ -114,8 +114,15 @@ def plan_project(project: Project, cli: Mapping[str, Any] | None = None, *, batc
     inputs = PlanInputs(manifest_counts(project), arch, batch_size or train.train_batch_size,
                         train.optimizer.optimizer)
     plan = make_plan(inputs, cfg)
-    outcome = PlanOutcome(plan)
-    outcome.changes = _changes(project, plan, force, batch_size is not None)
+    changes = _changes(project, plan, force, batch_size is not None)
+    kept = next((c for c in changes if c.key == "train.max_train_epochs" and c.status == "kept"), None)
+    if kept is not None and isinstance(kept.old, int) and kept.old >= 1:
+        # training will run the hand-edited epochs: steps and seed 003's L = S / (R x E x I) must use them
+        plan = make_plan(inputs, cfg.model_copy(update={"epochs": kept.old}))
+        plan.notes.append(f"train.max_train_epochs = {kept.old} was edited by hand and is kept: steps and "
+                          f"learning rate use it (the table says {kept.new}; --force writes that instead)")
+        changes = [kept if c.key == kept.key else c for c in _changes(project, plan, force, batch_size is not None)]
+    outcome = PlanOutcome(plan, changes)
     if not dry_run:
         todo = {c.path: c.new for c in outcome.changes if c.status == "set"}
         if todo:

@@ -36,6 +36,7 @@ class TagReport:
     seconds: float = 0.0  # model phase wall time
     tag_counts: Counter = field(default_factory=Counter)
     tags_per_image: float = 0.0
+    edited_captions: int = 0  # kept images whose caption was already edited: new tags do not reach it
 
     @property
     def images_per_second(self) -> float:
@@ -86,3 +87,4 @@ def _summarise(records: list[ImageRecord], cfg: TagConfig, report: TagReport) ->
     for r in kept:
         report.tag_counts.update(initial_tags(r, cfg))
     report.tags_per_image = sum(report.tag_counts.values()) / len(kept) if kept else 0.0
+    report.edited_captions = sum(r.caption is not None for r in kept)

@@ -100,6 +100,23 @@ def request_from_project(project, cli: Mapping[str, Any] | None = None, base_con
         export_caption_extension=getattr(export, "caption_extension", None), config_source=str(project.config_path))
 
 
+def request_from_folder(cli: Mapping[str, Any], where: Path) -> TrainRequest:
+    """`kiln train --data DIR --base MODEL` outside a project: defaults < preset of the base < env < CLI;
+    runs/ and cache/ go into `where` (the current folder)."""
+    from lorakiln.config.presets import find_preset
+    from lorakiln.config.resolve import resolve_section
+
+    base = cli.get("base")
+    preset = ((find_preset(base) or {}).get("train") if base else None)
+    cfg = resolve_section(TrainConfig, name="train", preset=preset, cli=cli, source="command line")
+    data = cfg.data.train_data_dir or cfg.data.dataset_config
+    if not data or not cfg.base:
+        raise KilnError(f"no lorakiln project in {where}: pass --data DIR (or --dataset-config FILE) and --base MODEL "
+                        "to train on a folder, or run `kiln init NAME --trigger WORD`")
+    return TrainRequest(cfg=cfg, name=cfg.output_name or Path(data).stem, trigger=[], base=cfg.base,
+                        runs_dir=where / "runs", cache_dir=where / "cache", config_source="command line")
+
+
 # -- planning -------------------------------------------------------------------------------------
 
 @dataclass
@@ -136,7 +153,7 @@ class TrainPlan:
         return text_hash(json.dumps(rows))
 
 
-def pick_family(base: str | None):
+def pick_family(base: str | None, allow_pickle: bool = False):
     """The model family of a base: a family name, the family of a local file/folder, a preset's family
     (base = "animagine-xl-3.1"), or detected from a hub snapshot."""
     from lorakiln.config.presets import find_preset
@@ -148,7 +165,7 @@ def pick_family(base: str | None):
     if base in FAMILIES:
         return FAMILIES.get(base)
     if Path(base).expanduser().exists():
-        return FAMILIES.get(detect_family(base))
+        return FAMILIES.get(detect_family(base, allow_pickle))
     family = ((find_preset(base) or {}).get("preset") or {}).get("family")
     if family:
         return FAMILIES.get(family)
@@ -218,7 +235,7 @@ def _effective(cfg: TrainConfig, family, specs: list[DatasetSpec], warnings: lis
 
 
 def plan_training(req: TrainRequest) -> TrainPlan:
-    family = pick_family(req.base)
+    family = pick_family(req.base, req.cfg.allow_pickle)
     notes: list[str] = []
     warnings: list[str] = []
     specs = dataset_specs(req, notes)

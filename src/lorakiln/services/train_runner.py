@@ -62,7 +62,7 @@ def _load_components(plan: TrainPlan, mp: str, device):
     family = plan.family
     dtype = WEIGHT_DTYPES[mp]
     try:
-        comps = family.load(plan.request.base, dtype=dtype, vae=cfg.vae,
+        comps = family.load(plan.request.base, dtype=dtype, vae=cfg.vae, allow_pickle=cfg.allow_pickle,
                             vae_dtype=torch.float32 if cfg.no_half_vae else dtype)
     except KilnError as e:
         raise KilnError(f"{e} (the base model is taken from [train].base, else [project].base; "

@@ -24,11 +24,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
+from lorakiln.config.credentials import SECRET_PARAMS
 from lorakiln.core.atomic import atomic_open, write_json
 from lorakiln.core.errors import ItemError, KilnError
 from lorakiln.core.hashing import text_hash
 
-SECRET_PARAMS = frozenset({"api_key", "user_id", "login", "password_hash", "pass_hash", "key"})
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
 _CHUNK = 1 << 16
 

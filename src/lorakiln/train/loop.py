@@ -152,7 +152,7 @@ def train_loop(job: LoopJob, accelerator, progress: Progress) -> LoopResult:
         t_last = time.monotonic()
         while pos.epoch <= epochs and pos.step < job.max_steps:
             epoch = pos.epoch
-            mine = epoch_batches(setup.datasets, cfg.seed, epoch)[rank::world]
+            mine = rank_batches(epoch_batches(setup.datasets, cfg.seed, epoch), rank, world)
             stop_te_if_due()
             micro = 0
             for index in range(pos.batch, len(mine)):
@@ -166,9 +166,11 @@ def train_loop(job: LoopJob, accelerator, progress: Progress) -> LoopResult:
                 pos.batch = index + 1
                 if micro % ga and index + 1 < len(mine):
                     continue
-                if world > 1:
+                if world > 1:  # every process reduces the same tensors, or the collectives hang
                     for p in params:
-                        if p.grad is not None:
+                        if p.requires_grad:
+                            if p.grad is None:  # e.g. module dropout skipped it here but not elsewhere
+                                p.grad = torch.zeros_like(p)
                             p.grad.copy_(accelerator.reduce(p.grad, reduction="mean"))
                 if cfg.optimizer.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(params, cfg.optimizer.max_grad_norm)
@@ -219,6 +221,16 @@ def train_loop(job: LoopJob, accelerator, progress: Progress) -> LoopResult:
     seconds = time.monotonic() - started
     emit("end", step=pos.step, epoch=final_epoch, seconds=round(seconds, 2), final=final_path.name if final_path else None)
     return LoopResult(pos.step, final_epoch, final_path.name if final_path else None, losses, seconds)
+
+
+def rank_batches(batches: list, rank: int, world: int) -> list:
+    """This process's share of an epoch: every `world`-th batch, the list first padded by wrapping
+    around so that every process gets the same number (kohya/DistributedSampler's rule; with
+    unequal shares a process waits forever for the others' gradient reduction)."""
+    if world <= 1 or not batches:
+        return batches
+    padded = -(-len(batches) // world) * world
+    return [batches[i % len(batches)] for i in range(padded)][rank::world]
 
 
 def total_steps(batches_per_epoch: int, epochs: int, ga: int, world: int = 1, max_steps: int | None = None) -> tuple[int, int]:

@@ -194,14 +194,6 @@ def extension(v, src=None) -> str:
     return v if v.startswith(".") else "." + v
 
 
-def min_snr(v, src):
-    x = to_float(v)
-    if x == 0:
-        raise Skip("0 turns min-SNR off, which [train.loss].min_snr_gamma cannot express in TOML "
-                   "(unset means lorakiln's default 5.0); leave it or set another value by hand")
-    return x
-
-
 def _i(*target: str, rule: Convert = to_int) -> Rule:
     return Rule((tuple(target),), rule)
 
@@ -278,7 +270,7 @@ KOHYA: dict[str, Rule] = {
     "huber_c": _t(LOSS, "huber_c", to_float),
     "huber_schedule": _t(LOSS, "huber_schedule"),
     "huber_scale": _t(LOSS, "huber_scale", to_float),
-    "min_snr_gamma": _t(LOSS, "min_snr_gamma", min_snr),
+    "min_snr_gamma": _t(LOSS, "min_snr_gamma", to_float),  # 0 = off, as in kohya
     "debiased_estimation_loss": _t(LOSS, "debiased_estimation_loss", to_bool),
     "scale_v_pred_loss_like_noise_pred": _t(LOSS, "scale_v_pred_loss_like_noise_pred", to_bool),
     "noise_offset": _t(LOSS, "noise_offset", to_float),
