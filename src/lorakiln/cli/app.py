@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -25,6 +26,11 @@ from lorakiln.cli import merge as _merge
 from lorakiln.cli import lora as _lora
 from lorakiln.cli import evaluate as _evaluate
 from lorakiln.core.errors import KilnError
+
+# diffusers' pipelines import CLIP/SigLIP image processors we never use (no safety checker);
+# without torchvision (not needed by lorakiln) transformers warns about it on every run
+logging.getLogger("transformers.utils.import_utils").addFilter(
+    lambda record: "requires torchvision" not in record.getMessage())
 
 app = typer.Typer(
     name="kiln",

@@ -16,7 +16,7 @@ def demo(
     """Run the main job end to end, offline, on bundled tiny data and a tiny model."""
     from lorakiln.services.demo import run_demo
 
-    proj = run_demo(directory, RichProgress(), log=lambda line: out.print(line, markup=False))
+    proj = run_demo(directory, RichProgress(), log=lambda line: out.print(line, markup=False, soft_wrap=True))
     out.print(f"[bold green]demo done[/]: {proj.root}")
 
 

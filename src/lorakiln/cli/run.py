@@ -31,9 +31,9 @@ def run(
 
     def show(res) -> None:
         mark = "[dim]skip[/]" if res.skipped else "[green]done[/]"
-        out.print(f"{mark} [bold]{res.stage:8}[/] {escape(res.summary)}")  # summaries name [tables]
+        out.print(f"{mark} [bold]{res.stage:8}[/] {escape(res.summary)}", soft_wrap=True)  # summaries name [tables]
         for n in res.notes:
-            out.print(f"         [yellow]{escape(n)}[/]")
+            out.print(f"         [yellow]{escape(n)}[/]", soft_wrap=True)
 
     run_pipeline(p, RichProgress(), start=start, until=until, force=force, on_result=show)
 

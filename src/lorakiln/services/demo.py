@@ -74,6 +74,8 @@ def run_demo(out: Path, progress: Progress, log: Callable[[str], None] = print) 
         log(f"local Danbooru replay at {booru.url}")
         proj.set_values(demo_settings(booru.url, pictures, tagger))
         run_pipeline(proj, progress, on_result=show)
+    for run in sorted(proj.runs_dir.glob("*/eval/report.html"))[-1:]:
+        log(f"open {run} (evaluation) and {run.parent.parent / 'card.md'} (model card)")
     return proj
 
 
