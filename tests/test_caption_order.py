@@ -47,7 +47,6 @@ def test_pony_score_source_rating_first():
     assert tags[9:12] == ["1girl", "kafka_(honkai:_star_rail)", "honkai:_star_rail"]
 
 
-
 def test_pony_special_tags_keep_their_underscores_when_tags_are_written_with_spaces():
     from lorakiln.config.caption import CaptionConfig
     from lorakiln.services.caption import caption_text

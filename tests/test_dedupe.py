@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from interrupts import StopAfter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
@@ -222,40 +223,10 @@ def test_broken_file_is_an_error_and_the_batch_goes_on(dup_project):
     assert {x.id for x in m if x.status == Status.dropped} == set(truth)
 
 
-class _Interrupt(NullProgress):
-    """Stops the run after `n` items, like Ctrl-C."""
-
-    def __init__(self, n: int):
-        super().__init__()
-        self.n = n
-
-    def task(self, description, total=None):
-        outer = super().task(description, total)
-        n = self.n
-
-        class _Ctx:
-            def __enter__(self_):
-                t = outer.__enter__()
-                orig = t.advance
-
-                def advance(k=1, **f):
-                    orig(k, **f)
-                    if t.done >= n:
-                        raise KeyboardInterrupt
-
-                t.advance = advance
-                return t
-
-            def __exit__(self_, *exc):
-                return outer.__exit__(*exc)
-
-        return _Ctx()
-
-
 def test_interrupted_run_keeps_its_work_and_resumes(dup_project):
     project, truth = dup_project
     with pytest.raises(KeyboardInterrupt):
-        run_dedupe(project, DedupeConfig(workers=1), _Interrupt(5))
+        run_dedupe(project, DedupeConfig(workers=1), StopAfter(5))
     m = project.manifest()
     assert sum(1 for r in m if r.phash) == 5 and all(r.kept for r in m)
     r = run_dedupe(project, DedupeConfig(), NullProgress())

@@ -7,9 +7,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from contextlib import contextmanager
 
 import pytest
+from interrupts import StopAfter
 
 from lorakiln.config.fetch import FetchConfig, SavedQuery
 from lorakiln.core.hashing import file_digests
@@ -137,33 +137,11 @@ def test_a_truncated_transfer_is_retried_within_the_run(project):
     assert r.downloaded == len(posts) and not r.failed and max(n.values()) == 2
 
 
-class StopAfter(NullProgress):
-    """A progress reporter that raises after `n` images, like Ctrl-C midway through a batch."""
-
-    def __init__(self, n):
-        super().__init__()
-        self.n = n
-
-    @contextmanager
-    def task(self, description, total=None):
-        with super().task(description, total) as t:
-            if "images" in description:
-                advance = t.advance
-
-                def stop(k=1, **fields):
-                    advance(k, **fields)
-                    if t.done >= self.n:
-                        raise KeyboardInterrupt
-
-                t.advance = stop
-            yield t
-
-
 def test_resume_after_interrupt_downloads_nothing_twice(project):
     posts = list(catalogue())
     with BooruReplay(posts, site="danbooru", file_delay=0.02) as booru:
         with pytest.raises(KeyboardInterrupt):
-            run(project, booru, StopAfter(3), workers=2)
+            run(project, booru, StopAfter(3, when="images"), workers=2)
         assert len(project.manifest()) == 3  # saved on the way out
         assert not list(project.images_dir.rglob(".*.part"))
         r = run(project, booru)

@@ -5,6 +5,7 @@ import random
 
 import numpy as np
 import pytest
+from interrupts import StopAfter
 from PIL import Image, ImageDraw, ImageOps
 
 from lorakiln.config.filter import FilterConfig
@@ -229,45 +230,13 @@ def test_cli_filter_list_and_undo(project, cli):
     assert "restored 1" in out and project.manifest()["grey"].kept
 
 
-class _StopAfter(NullProgress):
-    """Raises KeyboardInterrupt (Ctrl-C) after `n` images of the colour statistics pass."""
-
-    def __init__(self, n):
-        super().__init__()
-        self.n = n
-
-    def task(self, description, total=None):
-        ctx = super().task(description, total)
-        if description != "colour statistics":
-            return ctx
-        n = self.n
-
-        class _Ctx:
-            def __enter__(self_):
-                t = ctx.__enter__()
-                orig = t.advance
-
-                def advance(k=1, **f):
-                    orig(k, **f)
-                    if t.done >= n:
-                        raise KeyboardInterrupt
-
-                t.advance = advance
-                return t
-
-            def __exit__(self_, *exc):
-                return ctx.__exit__(*exc)
-
-        return _Ctx()
-
-
 def test_interrupted_filter_resumes_to_the_same_result(project):
     cases = {**{k: v for k, (v, _) in MONO_CASES.items()}, "small": make_image(Spec(seed=4, width=96, height=96))}
     for rid, im in cases.items():
         _add(project, rid, im)
     cfg = dict(min_short_side=128, max_aspect=0, require_tags=[], exclude_tags=[], workers=1)
     with pytest.raises(KeyboardInterrupt):
-        svc.run_filter(project, FilterConfig(**cfg), _StopAfter(4))
+        svc.run_filter(project, FilterConfig(**cfg), StopAfter(4, when="colour statistics"))
     m = project.manifest()  # what was done before Ctrl-C was saved
     assert sum(1 for r in m if "colour_stats" in r.extra) == 4
     assert m["small"].reason == "too small: 96x96 < 128" and all(r.status != Status.error for r in m)

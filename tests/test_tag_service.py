@@ -3,6 +3,7 @@
 import shutil
 
 import pytest
+from interrupts import StopAfter
 from tiny_tagger import make_tagger_folder
 
 from lorakiln.config.tag import TagConfig
@@ -99,43 +100,14 @@ class _Killed(Exception):
     pass
 
 
-class _KillAfter(NullProgress):
-    """Simulates kill -9 after n images: keeps the manifest as it was on disk at that moment."""
-
-    def __init__(self, n, manifest_path):
-        super().__init__()
-        self.n, self.path, self.snapshot = n, manifest_path, None
-
-    def task(self, description, total=None):
-        cm = super().task(description, total)
-        outer = self
-
-        class _Wrap:
-            def __enter__(self):
-                t = cm.__enter__()
-                real = t.advance
-
-                def advance(n=1, **f):
-                    real(n, **f)
-                    if t.done == outer.n:
-                        outer.snapshot = outer.path.read_bytes()
-                        raise _Killed()
-                t.advance = advance
-                return t
-
-            def __exit__(self, *exc):
-                return cm.__exit__(*exc)
-
-        return _Wrap()
-
-
 def test_an_interrupted_run_resumes_where_the_last_save_left_it(tagged_project):
     project, model = tagged_project
     cfg = project.resolve("tag", {"model": str(model), "batch_size": 2})
-    progress = _KillAfter(5, project.manifest_path)
+    snapshot = []  # the manifest as kill -9 would have left it
+    progress = StopAfter(5, error=_Killed, on_stop=lambda: snapshot.append(project.manifest_path.read_bytes()))
     with pytest.raises(_Killed):
         run_tag(project, cfg, progress, save_every=0)
-    project.manifest_path.write_bytes(progress.snapshot)  # what kill -9 would have left
+    project.manifest_path.write_bytes(snapshot[0])
     on_disk = project.manifest()
     assert sum(r.tagger is not None for r in on_disk) == 4  # saved after each image but the last
     report = run_tag(project, cfg, NullProgress())

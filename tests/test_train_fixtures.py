@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 
-from lorakiln.core.progress import NullProgress
 from lorakiln.demo.images import Spec, make_image
 
 SPECS = [Spec(seed=1, outfit="coat", view="front"), Spec(seed=2, outfit="swimsuit", background="outdoors"),
@@ -34,25 +32,3 @@ def tiny_project(root: Path, repeats: int = 1, specs=SPECS, train: dict | None =
     if train:
         proj.set_section("train", train)
     return proj
-
-
-class StopAfter(NullProgress):
-    """A Progress that interrupts training (like Ctrl-C) after `steps` training steps."""
-
-    def __init__(self, steps: int):
-        super().__init__()
-        self.steps = steps
-
-    @contextmanager
-    def task(self, description: str, total: int | None = None):
-        with super().task(description, total) as t:
-            if description == "train":
-                inner, limit = t.advance, self.steps
-
-                def advance(n: int = 1, **fields) -> None:
-                    inner(n, **fields)
-                    if t.done >= limit:
-                        raise KeyboardInterrupt
-
-                t.advance = advance
-            yield t

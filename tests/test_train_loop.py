@@ -12,7 +12,8 @@ from lorakiln.core.progress import NullProgress
 from lorakiln.formats.lora_file import read_lora
 from lorakiln.services.train import plan_training, request_from_project, run_training
 from lorakiln.train.state import list_states, load_state
-from test_train_fixtures import SPECS, StopAfter, tiny_project
+from interrupts import StopAfter
+from test_train_fixtures import SPECS, tiny_project
 
 
 def _train(proj, cli=None, progress=None, **kw):
@@ -88,7 +89,7 @@ def test_resume_after_interrupt_equals_uninterrupted_run(tmp_path):
     _, whole = _train(proj)
     assert whole.steps == 4 and not whole.resumed
     with pytest.raises(KeyboardInterrupt):  # killed during step 3, after the state of epoch 1 was saved
-        _train(proj, progress=StopAfter(3), force=True)
+        _train(proj, progress=StopAfter(3, when="train"), force=True)
     _, cont = _train(proj)  # same config and data: continues the unfinished run, does not start over
     assert cont.resumed and cont.steps == 4 and cont.run.root != whole.run.root
     a, b = _final_state(whole.run), _final_state(cont.run)
