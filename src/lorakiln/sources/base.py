@@ -133,6 +133,20 @@ class SiteFamily:
         return not any(t.startswith(p) for p in self.free_prefixes)
 
 
+class PostsJsonFamily(SiteFamily):
+    """Danbooru and its descendant e621: `/posts.json` paged by `page=b<id>` (keyset) or `page=N`."""
+
+    keyset = True
+
+    def posts_request(self, terms: list[str], cursor: Cursor, limit: int) -> tuple[str, dict[str, str]]:
+        params = {"tags": " ".join(terms), "limit": str(limit)}
+        if cursor.before_id is not None:
+            params["page"] = f"b{cursor.before_id}"
+        elif cursor.page is not None and cursor.page != self.first_page:
+            params["page"] = str(cursor.page)
+        return f"{self.base_url}/posts.json", params
+
+
 def walk_pages(
     family: SiteFamily,
     terms: list[str],

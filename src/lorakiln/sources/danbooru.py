@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from lorakiln.sources.base import (
-    Cursor,
     Post,
-    SiteFamily,
+    PostsJsonFamily,
     SourceError,
     as_int,
     ext_of,
@@ -23,8 +22,7 @@ CATEGORIES = ("general", "character", "copyright", "artist", "meta")
 _LETTER = {"general": "g", "sensitive": "s", "questionable": "q", "explicit": "e"}
 
 
-class Danbooru(SiteFamily):
-    keyset = True
+class Danbooru(PostsJsonFamily):
     first_page = 1
     free_prefixes = ("rating:", "status:deleted", "limit:")
     score_sort_term = "order:score"
@@ -36,14 +34,6 @@ class Danbooru(SiteFamily):
         "e": frozenset({"explicit"}), "explicit": frozenset({"explicit"}),
         "sfw": frozenset({"general", "sensitive"}), "nsfw": frozenset({"questionable", "explicit"}),
     }
-
-    def posts_request(self, terms: list[str], cursor: Cursor, limit: int) -> tuple[str, dict[str, str]]:
-        params = {"tags": " ".join(terms), "limit": str(limit)}
-        if cursor.before_id is not None:
-            params["page"] = f"b{cursor.before_id}"
-        elif cursor.page is not None and cursor.page != self.first_page:
-            params["page"] = str(cursor.page)
-        return f"{self.base_url}/posts.json", params
 
     def raw_posts(self, body: Any) -> list[dict]:
         if isinstance(body, list):

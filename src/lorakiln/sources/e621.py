@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from lorakiln.sources.base import (
-    Cursor,
     Post,
-    SiteFamily,
+    PostsJsonFamily,
     SourceError,
     as_int,
     ext_of,
@@ -23,8 +22,7 @@ from lorakiln.sources.base import (
 _LETTER = {"general": "s", "questionable": "q", "explicit": "e"}
 
 
-class E621(SiteFamily):
-    keyset = True
+class E621(PostsJsonFamily):
     first_page = 1
     score_sort_term = "order:score"
     rating_aliases = {
@@ -34,14 +32,6 @@ class E621(SiteFamily):
         "e": frozenset({"explicit"}), "explicit": frozenset({"explicit"}),
         "nsfw": frozenset({"questionable", "explicit"}),
     }
-
-    def posts_request(self, terms: list[str], cursor: Cursor, limit: int) -> tuple[str, dict[str, str]]:
-        params = {"tags": " ".join(terms), "limit": str(limit)}
-        if cursor.before_id is not None:
-            params["page"] = f"b{cursor.before_id}"
-        elif cursor.page is not None and cursor.page != self.first_page:
-            params["page"] = str(cursor.page)
-        return f"{self.base_url}/posts.json", params
 
     def raw_posts(self, body: Any) -> list[dict]:
         if isinstance(body, dict) and isinstance(body.get("posts"), list):
