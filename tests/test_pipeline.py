@@ -131,3 +131,4 @@ def test_demo_in_a_relative_folder_finds_its_pictures_and_tagger(tmp_path, monke
         proj.set_values(demo_settings(booru.url, pictures, tagger))
         done = {r.stage: r for r in run_pipeline(open_project(proj.root), NullProgress(), until="tag")}
     assert "6 images imported" in done["import"].summary and not done["tag"].skipped
+

@@ -65,7 +65,7 @@ def run_pipeline(project: Project, progress: Progress, *, start: str | None = No
     for name in stages_between(start, until, cfg.skip):
         try:
             res = STAGES.get(name)(ctx)
-        except KilnError as e:
+        except (KilnError, OSError) as e:  # a full disk or a vanished folder too: say which stage
             raise StageFailed(name, e) from e
         results.append(res)
         if on_result:
@@ -146,7 +146,7 @@ def _caption(ctx: Context) -> StageResult:
     for step in cfg.caption_steps:
         c = cap.Captions(ctx.project, progress=ctx.progress)  # fresh: each step sees the last one's result
         res = steps[step](c)
-        if res.seq is not None:
+        if res.seq is not None and res.edited:
             changed.append(f"{step} ({res.edited})")
         notes += res.notes
     summary = "changed: " + ", ".join(changed) if changed else "captions already up to date"
