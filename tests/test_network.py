@@ -182,8 +182,8 @@ def test_spec_from_train_config():
                         network_train_unet_only=True, rank_dropout=0.1, network_args={"factor": 8})
     spec = NetworkSpec.from_config(cfg)
     assert (spec.algo, spec.dim, spec.alpha, spec.conv_rank(), spec.dora, spec.text_encoder) == \
-        ("lokr", 8, 4.0, (4, 4.0), True, False)
-    assert spec.network_args() == {"algo": "lokr", "conv_dim": "4", "conv_alpha": "4.0", "dora_wd": "True",
+        ("lokr", 8, 4.0, (4, 1.0), True, False)  # conv_alpha 1 when unset, as kohya
+    assert spec.network_args() == {"algo": "lokr", "conv_dim": "4", "conv_alpha": "1.0", "dora_wd": "True",
                                    "wd_on_output": "True", "rank_dropout": "0.1", "factor": "8"}
     assert NetworkSpec("locon", dim=8, alpha=4).conv_rank() == (8, 4)
     kohya_style = NetworkSpec.from_config(NetworkConfig(algo="lora", dora_wd=True,

@@ -34,7 +34,7 @@ class NetworkConfig(SectionModel):
     network_alpha: float = Field(8.0, gt=0, description="Scale alpha; the update is scaled by alpha/dim "
                                  "(kohya --network_alpha; 1 is kohya's default, dim/2 is common).")
     conv_dim: int | None = Field(None, ge=1, description="Rank for 3x3 conv layers (LoCon); unset = no conv adapters.")
-    conv_alpha: float | None = Field(None, gt=0, description="Alpha for the conv adapters; unset = conv_dim.")
+    conv_alpha: float | None = Field(None, gt=0, description="Alpha for the conv adapters; unset = 1, as in kohya and LyCORIS.")
     dora_wd: bool = Field(False, description="DoRA: weight-decomposed adaptation (LyCORIS dora_wd).")
     network_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter's hidden activations.")
     rank_dropout: float = Field(0.0, ge=0, lt=1, description="Drop whole ranks at random during training.")

@@ -85,7 +85,8 @@ class NetworkSpec:
         dim = self.conv_dim or (self.dim if ALGOS.get(self.algo).conv_by_default else None)
         if not dim:
             return None
-        return dim, self.conv_alpha or (self.alpha if self.conv_dim is None else float(dim))
+        # kohya's networks.lora and LyCORIS default conv_alpha to 1 when conv_dim is given
+        return dim, self.conv_alpha or (self.alpha if self.conv_dim is None else 1.0)
 
     def network_module(self) -> str:
         return "lycoris.kohya" if self.dora else ALGOS.get(self.algo).network_module
