@@ -175,3 +175,17 @@ def test_probe_sets_and_rendering():
     extra = probe_set("quick", extra=[{"name": "glasses", "group": "outfit", "prompt": "{trigger}, glasses",
                                        "tags": ["glasses"]}])
     assert extra[-1].tags == ("glasses",)
+
+
+def test_no_effect_finding_only_when_every_candidate_equals_the_base():
+    from lorakiln.evaluate.recommend import no_effect
+
+    base = {"fidelity": 0.47, "adherence": 0.5, "diversity": 1.0, "leakage": None}
+    same = [Candidate("k-000001.safetensors", 1, w, {"fidelity": 0.47, "adherence": 0.5, "diversity": 1.0})
+            for w in (0.6, 1.0)]
+    found = no_effect(same, base)
+    assert found and found["metric"] == "effect" and "fidelity, adherence, diversity" in found["message"]
+    moved = same + [Candidate("k-000002.safetensors", 2, 1.0, {"fidelity": 0.52, "adherence": 0.5,
+                                                               "diversity": 1.0})]
+    assert no_effect(moved, base) is None
+    assert no_effect([], base) is None and no_effect(same, {"leakage": 0.1}) is None

@@ -113,6 +113,19 @@ def findings(c: Candidate) -> list[dict]:
     return out
 
 
+def no_effect(candidates: list[Candidate], base: dict[str, float | None], tol: float = 1e-3) -> dict | None:
+    """A finding when no checkpoint/weight measures differently from the base model at all."""
+    shared = [m for m in ("fidelity", "adherence", "diversity") if base.get(m) is not None]
+    if not candidates or not shared:
+        return None
+    if any(c.values.get(m) is None or abs(c.values[m] - base[m]) > tol for c in candidates for m in shared):
+        return None
+    return {"metric": "effect", "value": 0.0,
+            "message": "no checkpoint measures differently from the base model (" + ", ".join(shared)
+            + "): the LoRA has no visible effect yet; train longer or at a higher learning rate, "
+            "or check that the metric models can see the character at this picture size"}
+
+
 def recommend(candidates: list[Candidate], beta: float = 2.0, min_fidelity: float = 0.0) -> Recommendation:
     for c in candidates:
         c.score = score(c, beta)

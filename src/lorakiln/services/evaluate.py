@@ -28,7 +28,7 @@ from lorakiln.evaluate.embed import Backend, ccip_backend, choose_backend, descr
 from lorakiln.evaluate.library import LoraLibrary
 from lorakiln.evaluate.metrics import Condition, Context, Reference, Sample, compute
 from lorakiln.evaluate.metrics.fidelity import calibrate
-from lorakiln.evaluate.recommend import Candidate, recommend
+from lorakiln.evaluate.recommend import Candidate, no_effect, recommend
 from lorakiln.evaluate.report import ReportData, metrics_json, render_html, summary_json
 from lorakiln.evaluate.sampling import LoraSpec, Settings
 from lorakiln.formats.lora_file import read_metadata
@@ -316,6 +316,9 @@ def _report_data(run_id: str, session: Session, cfg: EvalConfig, conds: list[Con
         cands.append(Candidate(cond.checkpoint, cond.epoch, cond.weight, {k: v.value for k, v in mv.items()},
                                {k: v.details for k, v in mv.items()}, {k: v.ci for k, v in mv.items()}))
     rec = recommend(cands, cfg.recommend.fidelity_weight, cfg.recommend.min_fidelity)
+    idle = no_effect(cands, {k: v.value for k, v in base_metrics.items()})
+    if idle:
+        rec.findings.insert(0, idle)
     w, h = session.size()
     settings: dict[str, Any] = {
         "base": Path(session.base).name if Path(session.base).exists() else session.base,
