@@ -12,6 +12,7 @@ from rich.markup import escape
 from lorakiln import __version__
 from lorakiln.cli import common
 from lorakiln.cli import dataset as _dataset
+from lorakiln.cli import subset as _subset
 from lorakiln.cli import caption as _caption
 from lorakiln.cli import demo as _demo
 from lorakiln.cli import fetch as _fetch
@@ -58,6 +59,7 @@ def _root(
 _project.register(app)
 _fetch.register(app)
 _dataset.register(app)
+_subset.register(app)
 _tag.register(app)
 _caption.register(app)
 _plan.register(app)

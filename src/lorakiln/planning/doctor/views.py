@@ -27,8 +27,9 @@ def views(ds: Dataset, cfg: DoctorConfig) -> list[Finding]:
             f"back views are {pct(back_share)} of the images an epoch shows (images x repeats; limit "
             f"{pct(cfg.max_back_share)}): the LoRA will tend to turn the character around (seed 000)",
             [it.id for it in back],
-            "give the back views fewer repeats: put them in their own subset and weight it down "
-            "(`kiln plan --weight SUBSET=0.3`), or drop some; add from_behind to negative prompts meanwhile",
+            "give the back views fewer repeats: move them to their own subset "
+            "(`kiln subset move --tag from_behind --to back`) and weight it down "
+            "(`kiln plan --weight back=0.3`), or drop some; add from_behind to negative prompts meanwhile",
             data))
     if not back and not side:
         out.append(Finding(
