@@ -12,7 +12,7 @@ from rich.table import Table
 from lorakiln.cli.common import ProjectOpt, RichProgress, open_project, out
 
 # settings that decide which tags an image gets: saved to [tag] when given on the command line
-SAVED = ("model", "threshold", "character_threshold", "mcut", "character_mcut", "merge")
+SAVED = ("model", "threshold", "character_threshold", "mcut", "character_mcut", "merge", "also")
 
 
 def tag(
@@ -25,6 +25,10 @@ def tag(
     character_mcut: Annotated[Optional[bool], typer.Option(
         "--character-mcut/--no-character-mcut", help="MCut character threshold (floor 0.15).")] = None,
     merge: Annotated[Optional[str], typer.Option(help="Booru + tagger tags: union, booru or tagger.")] = None,
+    also: Annotated[Optional[list[str]], typer.Option(
+        "--also", metavar="MODEL[:THRESHOLD]",
+        help="Extra tagger run after --model, with its own general threshold (repeatable; "
+        "replaces [tag] also).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Images per model call.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Image-decoding threads.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
@@ -42,16 +46,50 @@ def tag(
     p = open_project(project)
     if model and Path(model).expanduser().exists():  # a folder given on the command line: from here
         model = str(Path(model).expanduser().resolve())
-    given = dict(model=model, threshold=threshold, character_threshold=character_threshold, mcut=mcut,
+    also_given = [_parse_also(a) for a in also] if also else None
+    given = dict(model=model, also=also_given, threshold=threshold, character_threshold=character_threshold, mcut=mcut,
                  character_mcut=character_mcut, merge=merge, batch_size=batch_size, workers=workers, device=device)
     cfg = p.resolve("tag", given)
     report = run_tag(p, cfg, RichProgress(), force=force)
     saved = {k: getattr(cfg, k) for k in SAVED if given[k] is not None}
+    if "also" in saved:
+        saved["also"] = _toml_also(cfg.also)
     if saved:
         p.set_section("tag", saved)
     _print_report(report, top)
     if saved:
         out.print(escape("saved to project.toml [tag]: " + ", ".join(f"{k}={v}" for k, v in saved.items())))
+
+
+def _parse_also(text: str) -> dict:
+    """`MODEL[:THRESHOLD]` -> an [tag] also entry; a folder given here is made absolute."""
+    model, threshold = text, None
+    head, sep, tail = text.rpartition(":")
+    if sep and head and (tail.strip().lower() == "balanced" or _is_number(tail)):
+        model, threshold = head, tail.strip()
+    if Path(model).expanduser().exists():
+        model = str(Path(model).expanduser().resolve())
+    return {"model": model} if threshold is None else {"model": model, "threshold": threshold}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _toml_also(entries) -> list:
+    """[tag] also as one TOML array of inline tables, unset thresholds left out."""
+    import tomlkit
+
+    arr = tomlkit.array()
+    for e in entries:
+        t = tomlkit.inline_table()
+        t.update(e.model_dump(exclude_none=True))
+        arr.append(t)
+    return arr
 
 
 def _print_models() -> None:
@@ -71,6 +109,14 @@ def _print_report(r, top: int) -> None:
         out.print(f"  [yellow]one image at a time: {r.fallback}[/]")
     for rid, why in r.failed:
         out.print(f"  [red]failed[/] {escape(rid)}: {escape(why)}")
+    for a in r.also:
+        out.print(f"also [bold]{escape(a.model)}[/]: model ran on {a.ran}, stored scores reused for {a.reused}")
+        if a.ran:
+            out.print(f"  {a.origin}  {', '.join(a.providers)}  {a.images_per_second:.2f} images/s")
+        if a.fallback:
+            out.print(f"  [yellow]one image at a time: {a.fallback}[/]")
+        for rid, why in a.failed:
+            out.print(f"  [red]failed[/] {escape(rid)}: {escape(why)}")
     out.print(f"  {r.tags_per_image:.1f} tags per image")
     if r.tag_counts:
         t = Table(show_header=True, header_style="bold", title="most frequent tags")

@@ -70,7 +70,7 @@ class TagView:
         return normalize_tags(tags)
 
     def categories(self, r: ImageRecord) -> dict[str, str]:
-        return {tag_key(t): c for t, c in self._merge.tag_categories(r).items()}
+        return {tag_key(t): c for t, c in self._merge.tag_categories(r, self._cfg).items()}
 
     def scores(self, r: ImageRecord) -> dict[str, float]:
         return {tag_key(t): s for t, s in self._merge.tag_scores(r, self._cfg).items()}

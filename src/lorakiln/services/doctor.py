@@ -91,11 +91,9 @@ def _file_item(img: Path, subset: str, repeats: int, notes: list[str]) -> Item |
 
 
 def _tagger(project: Project):
-    """(initial_tags, tag config) when the tagging module is installed, else None."""
-    try:
-        from lorakiln.tagging.merge import initial_tags
-    except ImportError:
-        return None
+    """(initial_tags, tag config): how a project image's tags are read when it has no caption yet."""
+    from lorakiln.tagging.merge import initial_tags
+
     return initial_tags, project.resolve("tag")
 
 
@@ -104,7 +102,7 @@ def _categories(r: ImageRecord, tagger) -> dict[str, str]:
         return {}
     from lorakiln.tagging.merge import tag_categories
 
-    return tag_categories(r)
+    return tag_categories(r, tagger[1])
 
 
 def _resolution(project: Project, override: int | None) -> tuple[int, int] | None:

@@ -1,7 +1,9 @@
 """`kiln tag`: run a tagger over the kept images, store its scores, summarise the tags chosen.
 
-Images already tagged by the same model reuse their stored scores (the model is not even
-loaded when nothing needs it); `force` reruns the model. The manifest is saved every few
+The main model ([tag] model) runs first and its scores become the active ones; each extra
+tagger of [tag] also runs next and its scores are kept aside (`extra.taggers`). Images already
+tagged by a model reuse their stored scores (the model is not even loaded when nothing needs
+it); `force` reruns the models. The manifest is saved every few
 seconds, so an interrupted run resumes where it stopped.
 """
 
@@ -11,14 +13,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from lorakiln.config.tag import TagConfig
+from lorakiln.config.tag import AlsoTagger, TagConfig
 from lorakiln.core.errors import ItemError
 from lorakiln.core.manifest import ManifestSaver
 from lorakiln.core.progress import Progress
 from lorakiln.core.records import ImageRecord
 from lorakiln.services.project import Project
 from lorakiln.tagging.loading import identify, load_tagger, locate
-from lorakiln.tagging.merge import activate, initial_tags, store_scores
+from lorakiln.tagging.merge import activate, has_scores, initial_tags, store_aside, store_scores
 from lorakiln.tagging.models import balanced_threshold
 from lorakiln.tagging.wd import predict_files
 
@@ -37,6 +39,7 @@ class TagReport:
     tag_counts: Counter = field(default_factory=Counter)
     tags_per_image: float = 0.0
     edited_captions: int = 0  # kept images whose caption was already edited: new tags do not reach it
+    also: list["TagReport"] = field(default_factory=list)  # one per extra tagger (no summary of its own)
 
     @property
     def images_per_second(self) -> float:
@@ -45,40 +48,65 @@ class TagReport:
 
 def run_tag(project: Project, cfg: TagConfig, progress: Progress, force: bool = False,
             save_every: float = 2.0) -> TagReport:
-    spec, folder = identify(cfg.model, cfg.local_models, project.root)
-    spec = spec.with_revision(cfg.revision)
-    if cfg.threshold == "balanced" and not cfg.mcut:
-        balanced_threshold(spec.name)  # fail before any work when the model has none
+    main = _identify(project, cfg, cfg)
+    extras = []
+    for extra in cfg.also:
+        found = _identify(project, cfg.for_also(extra), cfg)
+        if found[0].name != main[0].name and all(found[0].name != e[0].name for e in extras):
+            extras.append(found)
     manifest = project.manifest()
     records = manifest.kept()
-    report = TagReport(model=spec.name, images=len(records))
-    todo = [r for r in records if force or not activate(r, spec.name)]
-    report.reused = len(records) - len(todo)
+    report = TagReport(model=main[0].name, images=len(records))
     with ManifestSaver(manifest, every=save_every) as saver:
-        if todo:
-            files = locate(spec, folder, cfg.cache_dir)
-            tagger = load_tagger(files, cfg.device)
-            report.origin, report.providers = files.origin, tagger.providers
-            start = time.perf_counter()
-            with progress.task(f"tag {spec.name}", total=len(todo)) as task:
-                paths = [project.abs(r.file) if r.file else project.root / f"<no file for {r.id}>" for r in todo]
-                for i, result in predict_files(paths, tagger, cfg.batch_size, cfg.workers):
-                    _record(todo[i], result, tagger, cfg, report)
-                    task.advance(1)
-                    saver.tick()
-            report.seconds = time.perf_counter() - start
-            report.fallback = tagger.fallback
+        _run_model(project, records, main, cfg, progress, saver, force, report, activate, store_scores)
+        for spec, folder in extras:
+            sub = TagReport(model=spec.name)
+            kept = [r for r in records if r.kept]
+            sub.images = len(kept)
+            _run_model(project, kept, (spec, folder), cfg, progress, saver, force, sub, has_scores, store_aside)
+            report.also.append(sub)
     _summarise(records, cfg, report)
     return report
 
 
-def _record(rec: ImageRecord, result, tagger, cfg: TagConfig, report: TagReport) -> None:
+def _identify(project: Project, model_cfg: TagConfig, cfg: TagConfig):
+    """(spec, local folder) of a tagger; fails before any work on a missing balanced value."""
+    spec, folder = identify(model_cfg.model, cfg.local_models, project.root)
+    spec = spec.with_revision(cfg.revision)
+    if model_cfg.threshold == "balanced" and not cfg.mcut:
+        balanced_threshold(spec.name)
+    return spec, folder
+
+
+def _run_model(project: Project, records: list[ImageRecord], model, cfg: TagConfig, progress: Progress,
+               saver: ManifestSaver, force: bool, report: TagReport, reuse, store) -> None:
+    """Run one tagger over the records without its stored scores; `store` keeps the result."""
+    spec, folder = model
+    todo = [r for r in records if force or not reuse(r, spec.name)]
+    report.reused = len(records) - len(todo)
+    if not todo:
+        return
+    files = locate(spec, folder, cfg.cache_dir)
+    tagger = load_tagger(files, cfg.device)
+    report.origin, report.providers = files.origin, tagger.providers
+    start = time.perf_counter()
+    with progress.task(f"tag {spec.name}", total=len(todo)) as task:
+        paths = [project.abs(r.file) if r.file else project.root / f"<no file for {r.id}>" for r in todo]
+        for i, result in predict_files(paths, tagger, cfg.batch_size, cfg.workers):
+            _record(todo[i], result, tagger, cfg, report, store)
+            task.advance(1)
+            saver.tick()
+    report.seconds = time.perf_counter() - start
+    report.fallback = tagger.fallback
+
+
+def _record(rec: ImageRecord, result, tagger, cfg: TagConfig, report: TagReport, store=store_scores) -> None:
     if isinstance(result, ItemError):
         rec.fail(f"tag: {result.problem}")
         report.failed.append((rec.id, result.problem))
         return
     scores, categories = tagger.scores(result, cfg.score_floor)
-    store_scores(rec, scores, categories)
+    store(rec, scores, categories)
     report.ran += 1
 
 
