@@ -8,6 +8,7 @@ from PIL import Image
 from test_merge_core import lora_sd
 
 from lorakiln.captions.history import HISTORY_FILE, Entry, History, now
+from lorakiln.config.train import TrainConfig
 from lorakiln.core.records import ImageRecord
 from lorakiln.formats.lora_file import tensor_hash, write_lora
 
@@ -40,17 +41,35 @@ def _manifest(project):
     m.save()
 
 
+FINDINGS = [{"metric": "outfit_lockin", "value": 0.91,
+             "message": "the outfit comes back in 91% of pictures that ask for another outfit"},
+            {"metric": "style_bleed", "value": 0.4, "message": "the training pictures' style leaks into prompts for other styles"}]
+
+
+def _config_toml() -> str:
+    """A config.resolved.toml as the trainer writes it: the whole [train] model, unset values left out."""
+    import tomlkit
+
+    from lorakiln.train.run import _toml_ready
+
+    cfg = TrainConfig(max_train_epochs=10, optimizer={"optimizer": "AdamW8bit"},
+                      loss={"noise_offset": 0.05, "min_snr_gamma": None}, network={"network_args": {"factor": 8}})
+    doc = {"project": {"name": "kafka", "trigger": ["kafka_hsr"], "base": "animagine-xl-3.1"},
+           "train": cfg.model_dump(mode="json"), "fetch": {"api_key": "SECRET123"}}
+    return tomlkit.dumps(_toml_ready(doc))
+
+
 def _run(project, summary: bool = True):
     run = project.runs_dir / "20260101-120000-kafka"
     (run / "eval").mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({"output_name": "kafka"}))
-    (run / "config.resolved.toml").write_text(
-        '[train]\nlearning_rate = 0.0001\nepochs = 10\noptimizer = "AdamW8bit"\n[fetch]\napi_key = "SECRET123"\n')
+    (run / "config.resolved.toml").write_text(_config_toml())
     write_lora(run / "kafka-000002.safetensors", lora_sd(1, 4, 2.0), META)
     write_lora(run / "kafka.safetensors", lora_sd(2, 4, 2.0), META)
     if summary:
         (run / "eval" / "summary.json").write_text(json.dumps({"recommended": {
-            "checkpoint": "kafka-000002.safetensors", "weight": 0.8, "reason": "best fidelity at full flexibility"}}))
+            "checkpoint": "kafka-000002.safetensors", "weight": 0.8, "reason": "best fidelity at full flexibility"},
+            "findings": FINDINGS}))
         Image.new("RGB", (8, 8)).save(run / "eval" / "grid-epoch-weight.png")
     return run
 
@@ -72,13 +91,27 @@ def test_card_from_a_run(project, cli):
     assert "`<lora:kafka:0.8>`" in card
     assert "Publish `kafka-000002.safetensors`: A1111 calls every checkpoint of this run `kafka`" in card
     assert "| 10_kafka | 40 | 10 | 400 |" in card and "| 2_extra | 5 | 2 | 10 |" in card
-    assert "| train.learning_rate | 0.0001 |" in card and "SECRET123" not in card and "api_key" not in card
+    assert "SECRET123" not in card and "api_key" not in card
+    # essentials even at their default, then only what differs from TrainConfig()'s defaults
+    for row in ("| base | animagine-xl-3.1 |", "| optimizer.learning_rate | 0.0001 |", "| network.network_dim | 16 |",
+                "| optimizer.lr_scheduler | cosine |", "| max_train_epochs | 10 |", "| optimizer.optimizer | AdamW8bit |",
+                "| loss.noise_offset | 0.05 |", "| loss.min_snr_gamma | unset |", "| network.network_args.factor | 8 |"):
+        assert row in card, row
+    for default_key in ("huber_c", "loss.loss_type", "data.caption_extension", "save.save_precision", "sample_sampler"):
+        assert default_key not in card, default_key
+    rows = card.split("## Training settings")[1].split("## File")[0].count("\n| ") - 1  # minus the header
+    assert rows == 12, card  # 9 essentials with a value (unet/te lr and resolution unset) + 3 changes
+    issues = card.split("## Known issues (measured)")[1].split("##")[0]
+    assert "on `kafka-000002.safetensors`" in issues
+    assert "- the outfit comes back in 91% of pictures that ask for another outfit" in issues
+    assert "- the training pictures' style leaks into prompts for other styles" in issues
     assert "![sample grid](eval/grid-epoch-weight.png)" in card
     assert tensor_hash(run / "kafka-000002.safetensors")[:12] in card  # the recommended checkpoint is the one described
     assert "animagine-xl-3.1.safetensors" in card
     info = (run / "info.txt").read_text()
     for line in ("Trigger: kafka_hsr", "  kafka_coat: long coat, purple jacket", "Reinforcement tags: smile",
-                 "Recommended weight: 0.8", "Dataset: 10_kafka: 40 images x 10 repeats"):
+                 "Recommended weight: 0.8", "Dataset: 10_kafka: 40 images x 10 repeats", "Known issues (measured):",
+                 "  - the outfit comes back in 91% of pictures", "  loss.noise_offset: 0.05"):
         assert line in info
 
 
@@ -87,7 +120,7 @@ def test_card_without_evaluation(project, cli):
     code, out = cli("card", run.name, "--project", project.root)
     assert code == 0, out
     card = (run / "card.md").read_text()
-    assert "evaluation was not run" in card and "sample grid" not in card
+    assert "evaluation was not run" in card and "sample grid" not in card and "Known issues" not in card
     assert tensor_hash(run / "kafka.safetensors")[:12] in card  # the final LoRA without a recommendation
 
 

@@ -60,6 +60,16 @@ def overrides(flags: dict[str, Any], sets: list[str]) -> dict:
     return tree
 
 
+def _is_main_process() -> bool:
+    """True except in the non-main processes of a multi-process (accelerate launch) training.
+
+    Asked after training, when the trainer's Accelerator has set up accelerate's shared state;
+    a single process is always the main one."""
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
 def _list_optimizers() -> None:
     from lorakiln.train.optim import OPTIMIZERS
 
@@ -167,6 +177,8 @@ def train(
         out.print(f"already trained with this config and data: {result.final or result.run.root} "
                   "(--force trains again)")
         return
+    if not _is_main_process():
+        return  # the other processes hold no final file: one "trained" line, from the main process
     verb = "resumed and finished" if result.resumed else "trained"
     out.print(f"[bold green]{verb}[/] {result.steps} steps in {result.seconds:.0f}s: {result.final}")
 

@@ -15,6 +15,12 @@ from typing import Any
 from lorakiln.captions.model import tag_key
 from lorakiln.evaluate.dataset_tags import META, SCENE
 
+# [train] keys the card always shows, even at their default (dotted below [train]).
+ESSENTIAL_SETTINGS = ("base", "network.algo", "network.network_dim", "network.network_alpha", "optimizer.optimizer",
+                      "optimizer.learning_rate", "optimizer.unet_lr", "optimizer.text_encoder_lr",
+                      "optimizer.lr_scheduler", "max_train_epochs", "train_batch_size", "buckets.resolution")
+UNSET = "unset"
+
 GENERIC = {"1girl", "1boy", "1other", "2girls", "2boys", "solo", "solo focus", "multiple girls", "multiple boys"}
 
 
@@ -38,9 +44,11 @@ class CardData:
     tag_frequency: list[tuple[str, int]] = field(default_factory=list)
     network: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    settings_trimmed: bool = False  # settings = essentials + what differs from the defaults
     hashes: dict[str, str] = field(default_factory=dict)
     grid: str | None = None
     provenance: dict[str, Any] | None = None
+    findings: list[str] = field(default_factory=list)  # eval/summary.json "findings" messages (recommended pick)
 
 
 def reinforcement_tags(freq: Counter, exclude: set[str], n: int = 8) -> list[str]:
@@ -50,6 +58,29 @@ def reinforcement_tags(freq: Counter, exclude: set[str], n: int = 8) -> list[str
     copyright and artist tags (`non_prompt_tags`)."""
     skip = {tag_key(t) for t in (*exclude, *GENERIC)} | SCENE | META
     return [t for t, _ in freq.most_common() if tag_key(t) not in skip][:n]
+
+
+def settings_that_matter(values: dict[str, Any], defaults: dict[str, Any],
+                          essentials: tuple[str, ...] = ESSENTIAL_SETTINGS) -> dict[str, Any]:
+    """The settings worth a reader's time: the essentials (when they have a value), then every key
+    whose value differs from the code default, in the run's order. Both dicts are flat (dotted keys)
+    with unset (None) values left out, as in config.resolved.toml; a key with a default that the run
+    lacks was set to nothing there, and shows as "unset"."""
+    out = {k: values[k] for k in essentials if values.get(k) is not None}
+    for k, v in values.items():
+        if k not in out and (k not in defaults or defaults[k] != v):
+            out[k] = v
+    for k in defaults:
+        if k not in values and k not in out and defaults[k] is not None:
+            out[k] = UNSET
+    return out
+
+
+def finding_messages(findings: Any) -> list[str]:
+    """The `message` of each evaluation finding (a list of {"metric", "value", "message"})."""
+    if not isinstance(findings, list):
+        return []
+    return [str(f["message"]) for f in findings if isinstance(f, dict) and f.get("message")]
 
 
 def guess_triggers(freq: Counter, total_images: int) -> list[str]:
@@ -95,6 +126,11 @@ def render_markdown(card: CardData) -> str:
     L.append("")
     if card.grid:
         L += ["## Samples", "", f"![sample grid]({card.grid})", ""]
+    if card.findings:
+        pick = (card.recommended or {}).get("checkpoint")
+        L += ["## Known issues (measured)", "",
+              "`kiln eval` measured these" + (f" on `{pick}`" if pick else "") + ":", ""]
+        L += [f"- {m}" for m in card.findings] + [""]
     L += _dataset_md(card) + _settings_md(card)
     L += ["## File", "", f"- `{card.lora_file}`"]
     L += [f"- {k}: `{v}`" for k, v in card.hashes.items() if v]
@@ -120,7 +156,10 @@ def _dataset_md(card: CardData) -> list[str]:
 def _settings_md(card: CardData) -> list[str]:
     if not card.settings:
         return []
-    L = ["## Training settings", "", "| setting | value |", "|---|---|"]
+    L = ["## Training settings", ""]
+    if card.settings_trimmed:
+        L += ["The essentials, and every other [train] setting that differs from lorakiln's default:", ""]
+    L += ["| setting | value |", "|---|---|"]
     L += [f"| {k} | {v} |" for k, v in card.settings.items()]
     return L + [""]
 
@@ -147,6 +186,9 @@ def render_info_txt(card: CardData) -> str:
         L.append("Reinforcement tags: " + ", ".join(card.reinforcement))
     L.append(_weight_line(card).replace("`", ""))
     L.append(f"Usage: {_alias(card)}")
+    if card.findings:
+        L.append("Known issues (measured):")
+        L += [f"  - {m}" for m in card.findings]
     if card.subsets:
         L.append("Dataset: " + "; ".join(f"{s['name']}: {s.get('images', 0)} images x {s.get('repeats', 1)} repeats"
                                           for s in card.subsets))

@@ -2,8 +2,9 @@
 
 Sources, each optional: the LoRA's metadata (tags, dataset folders, network), the project
 (triggers, base, caption history: outfit consolidations and pruned core tags),
-runs/<run>/config.resolved.toml (settings), runs/<run>/eval/summary.json ("recommended":
-checkpoint, weight, reason) and a grid PNG under runs/<run>/eval/.
+runs/<run>/config.resolved.toml ([train] settings that differ from the defaults, plus the
+essentials), runs/<run>/eval/summary.json ("recommended": checkpoint, weight, reason; "findings"
+measured on that pick) and a grid PNG under runs/<run>/eval/.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from lorakiln.core.errors import KilnError, ProjectNotFound
 from lorakiln.formats.lora_file import autov2, read_lora, tensor_hash
 from lorakiln.formats.lora_model import parse_lora
 from lorakiln.merge.arch import detect_arch
-from lorakiln.merge.card import CardData, guess_triggers, reinforcement_tags, render_info_txt, render_markdown
+from lorakiln.merge.card import (
+    CardData,
+    finding_messages,
+    guess_triggers,
+    reinforcement_tags,
+    render_info_txt,
+    render_markdown,
+    settings_that_matter,
+)
 from lorakiln.merge.info import TRAINING_KEYS, dataset_dirs, tag_frequency
 from lorakiln.merge.metadata import read_provenance
 
@@ -51,15 +60,33 @@ def _run_dir(project, run: str | None) -> Path:
     return found[-1]
 
 
-def _recommended(run_dir: Path | None) -> dict[str, Any] | None:
-    p = run_dir / "eval" / "summary.json" if run_dir else None
+def _eval_json(run_dir: Path | None, name: str) -> dict[str, Any] | None:
+    p = run_dir / "eval" / name if run_dir else None
     if not p or not p.is_file():
         return None
     try:
-        rec = json.loads(p.read_text(encoding="utf-8")).get("recommended")
-    except (json.JSONDecodeError, AttributeError):
-        raise KilnError(f"{p}: not a JSON object with a \"recommended\" entry") from None
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise KilnError(f"{p}: not valid JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise KilnError(f"{p}: not a JSON object")
+    return doc
+
+
+def _recommended(run_dir: Path | None) -> dict[str, Any] | None:
+    doc = _eval_json(run_dir, "summary.json")
+    rec = doc.get("recommended") if doc else None
     return rec if isinstance(rec, dict) else None
+
+
+def _findings(run_dir: Path | None) -> list[str]:
+    """The evaluation's findings for the recommended pick: summary.json "findings" (metrics.json
+    as a fallback, should it ever carry them)."""
+    for name in ("summary.json", "metrics.json"):
+        doc = _eval_json(run_dir, name)
+        if doc and doc.get("findings"):
+            return finding_messages(doc["findings"])
+    return []
 
 
 def _pick_lora(run_dir: Path, rec: dict | None) -> Path:
@@ -78,15 +105,26 @@ def _grid(run_dir: Path | None, out_dir: Path) -> str | None:
     return Path(os.path.relpath(best, out_dir)).as_posix()
 
 
-def _settings(run_dir: Path | None, meta: dict[str, str]) -> dict[str, Any]:
+def _settings(run_dir: Path | None, meta: dict[str, str]) -> tuple[dict[str, Any], bool]:
+    """(settings, trimmed): the run's [train] keys that matter (see settings_that_matter), else
+    the ss_* training keys of the LoRA's metadata as they are."""
     cfg_path = run_dir / "config.resolved.toml" if run_dir else None
     if cfg_path and cfg_path.is_file():
         import tomlkit
 
-        flat: dict[str, Any] = {}
-        _flatten(tomlkit.parse(cfg_path.read_text(encoding="utf-8")).unwrap(), "", flat)
-        return flat
-    return {k.removeprefix("ss_"): v for k, v in meta.items() if k in TRAINING_KEYS}
+        from lorakiln.config.train import TrainConfig
+
+        doc = tomlkit.parse(cfg_path.read_text(encoding="utf-8")).unwrap()
+        train = doc.get("train") if isinstance(doc.get("train"), dict) else {}
+        values: dict[str, Any] = {}
+        _flatten(train, "", values)
+        project_base = (doc.get("project") or {}).get("base") if isinstance(doc.get("project"), dict) else None
+        if values.get("base") is None and project_base:
+            values = {"base": project_base, **values}
+        defaults: dict[str, Any] = {}
+        _flatten(TrainConfig().model_dump(mode="json"), "", defaults)
+        return settings_that_matter(values, {k: v for k, v in defaults.items() if v is not None}), True
+    return {k.removeprefix("ss_"): v for k, v in meta.items() if k in TRAINING_KEYS}, False
 
 
 def _flatten(d: dict, prefix: str, out: dict[str, Any]) -> None:
@@ -96,7 +134,7 @@ def _flatten(d: dict, prefix: str, out: dict[str, Any]) -> None:
         if isinstance(v, dict):
             _flatten(v, f"{prefix}{k}.", out)
         else:
-            out[f"{prefix}{k}"] = ", ".join(map(str, v)) if isinstance(v, list) else v
+            out[f"{prefix}{k}"] = ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v
 
 
 def _history(project) -> tuple[list[tuple[str, list[str]]], list[str]]:
@@ -140,6 +178,7 @@ def build_card(lora: Path, project=None, run_dir: Path | None = None, out_dir: P
 
         exclude |= non_prompt_tags(project.manifest())
     rec = _recommended(run_dir)
+    settings, trimmed = _settings(run_dir, meta)
     v3 = tensor_hash(lora)
     return CardData(
         title=meta.get("ss_output_name") or lora.stem, lora_file=lora.name, arch=detect_arch(model, meta),
@@ -148,7 +187,8 @@ def build_card(lora: Path, project=None, run_dir: Path | None = None, out_dir: P
         reinforcement=reinforcement_tags(freq, exclude), recommended=rec,
         subsets=[{"name": k, "images": int(v.get("img_count", 0)), "repeats": int(v.get("n_repeats", 1))}
                  for k, v in dirs.items()],
-        tag_frequency=freq.most_common(top), network=_network(meta, model), settings=_settings(run_dir, meta),
+        tag_frequency=freq.most_common(top), network=_network(meta, model), settings=settings,
+        settings_trimmed=trimmed, findings=_findings(run_dir),
         hashes={"AutoV3 (A1111 / Civitai)": v3[:12], "AutoV2": autov2(lora), "SHA256 of tensors": v3},
         grid=_grid(run_dir, out_dir or lora.parent), provenance=read_provenance(meta),
     )
