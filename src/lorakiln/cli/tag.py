@@ -100,23 +100,21 @@ def _print_models() -> None:
         out.print(f"[bold]{name}[/]  {s.repo_id}  ({s.labels_file}, {balanced})  {s.notes}", soft_wrap=True)
 
 
-def _print_report(r, top: int) -> None:
-    line = f"[bold]{r.model}[/]: {r.images} kept images, model ran on {r.ran}, stored scores reused for {r.reused}"
-    out.print(line)
+def _print_model_run(head: str, r) -> None:
+    """One model's part of the report: runs, reuse, speed, fallback and failures."""
+    out.print(f"{head}model ran on {r.ran}, stored scores reused for {r.reused}")
     if r.ran:
         out.print(f"  {r.origin}  {', '.join(r.providers)}  {r.images_per_second:.2f} images/s")
     if r.fallback:
         out.print(f"  [yellow]one image at a time: {r.fallback}[/]")
     for rid, why in r.failed:
         out.print(f"  [red]failed[/] {escape(rid)}: {escape(why)}")
+
+
+def _print_report(r, top: int) -> None:
+    _print_model_run(f"[bold]{r.model}[/]: {r.images} kept images, ", r)
     for a in r.also:
-        out.print(f"also [bold]{escape(a.model)}[/]: model ran on {a.ran}, stored scores reused for {a.reused}")
-        if a.ran:
-            out.print(f"  {a.origin}  {', '.join(a.providers)}  {a.images_per_second:.2f} images/s")
-        if a.fallback:
-            out.print(f"  [yellow]one image at a time: {a.fallback}[/]")
-        for rid, why in a.failed:
-            out.print(f"  [red]failed[/] {escape(rid)}: {escape(why)}")
+        _print_model_run(f"also [bold]{escape(a.model)}[/]: ", a)
     out.print(f"  {r.tags_per_image:.1f} tags per image")
     if r.tag_counts:
         t = Table(show_header=True, header_style="bold", title="most frequent tags")
