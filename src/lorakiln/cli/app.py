@@ -47,12 +47,15 @@ def _root(
     project: Annotated[
         Optional[Path], typer.Option("--project", "-p", help="Project folder for every command.")
     ] = None,
+    wait: Annotated[bool, typer.Option(
+        "--wait", help="If another kiln command is writing the project, wait for it instead of stopping.")] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
 ) -> None:
     if version:
         typer.echo(f"lorakiln {__version__}")
         raise typer.Exit()
     common.set_global_project(project)
+    common.set_lock_wait(float("inf") if wait else 0.0)
 
 
 # -- command modules (one line each), in the order of the user's journey --------------

@@ -21,10 +21,11 @@ IdOpt = Annotated[Optional[List[str]], typer.Option("--id", help="Only this imag
 DryOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")]
 
 
-def _session(project):
+def _session(project, write: bool = False):
+    """A caption session; `write` (an edit, not a dry run) makes this process the project's writer."""
     from lorakiln.services.caption import Captions
 
-    return Captions(open_project(project), progress=RichProgress(quiet=True))
+    return Captions(open_project(project, write=write), progress=RichProgress(quiet=True))
 
 
 def _sel(subset, ids):
@@ -60,7 +61,7 @@ def trigger(
     """Put the trigger word(s) first and record keep_tokens for training."""
     from lorakiln.services import caption as svc
 
-    c = _session(project)
+    c = _session(project, write=not dry_run)
     _report(c, svc.trigger(c, words or (), class_token, _sel(subset, ids), dry_run), dry_run)
 
 
@@ -83,7 +84,7 @@ def remove(
         return
     from lorakiln.services import caption as svc
 
-    c = _session(project)
+    c = _session(project, write=not dry_run)
     res = svc.remove(c, tags or (), glob or (), regex or (), category or (), preset or (), _sel(subset, ids), dry_run)
     _report(c, res, dry_run)
 
@@ -101,7 +102,7 @@ def prune_core(
     from lorakiln.captions.features import bundled_features
     from lorakiln.services import caption as svc
 
-    c = _session(project)
+    c = _session(project, write=not (dry_run or suggest))
     sel = _sel(subset, ids)
     if suggest:
         rows = svc.core_suggestions(c, sel, threshold, group)
@@ -132,7 +133,7 @@ def consolidate(
     """Replace a set of tags by one new tag (an outfit trigger) on the images that have them."""
     from lorakiln.services import caption as svc
 
-    c = _session(project)
+    c = _session(project, write=not dry_run)
     res = svc.consolidate(c, tags, into, "all" if require_all else "any", _sel(subset, ids), dry_run)
     _report(c, res, dry_run)
 
@@ -146,7 +147,7 @@ def replace(
     """Replace one whole tag by another, in place."""
     from lorakiln.services import caption as svc
 
-    c = _session(project)
+    c = _session(project, write=not dry_run)
     _report(c, svc.replace(c, old, new, _sel(subset, ids), dry_run), dry_run)
 
 
@@ -158,7 +159,7 @@ def overlap(
     """Drop tags a more specific tag covers (long_hair + very_long_hair -> very_long_hair), on whole words."""
     from lorakiln.services import caption as svc
 
-    c = _session(project)
+    c = _session(project, write=not dry_run)
     _report(c, svc.overlap(c, keep or (), _sel(subset, ids), dry_run), dry_run)
 
 
@@ -175,7 +176,7 @@ def order(
     """Order tags for the base model and add its special tags; updates keep_tokens."""
     from lorakiln.services import caption as svc
 
-    c = _session(project)
+    c = _session(project, write=not dry_run)
     res = svc.order(c, style, _sel(subset, ids), dry_run, quality_tags=quality, rating_tags=rating,
                     year_tags=year, aesthetic_tags=aesthetic, score_tags=score)
     _report(c, res, dry_run)
@@ -186,7 +187,7 @@ def reset(subset: SubsetOpt = None, ids: IdOpt = None, dry_run: DryOpt = False, 
     """Rebuild captions from the image tags as they are now (after a new `kiln tag`)."""
     from lorakiln.services import caption as svc
 
-    c = _session(project)
+    c = _session(project, write=not dry_run)
     _report(c, svc.reset(c, _sel(subset, ids), dry_run), dry_run)
 
 
@@ -238,7 +239,7 @@ def set_(
     """Replace one image's caption by hand (recorded; undo works)."""
     from lorakiln.services import caption as svc
 
-    c = _session(project)
+    c = _session(project, write=True)
     _report(c, svc.set_caption(c, rid, text))
 
 
@@ -274,7 +275,7 @@ def undo(
     n: Annotated[int, typer.Argument(help="How many of the latest edits to undo.")] = 1, project: ProjectOpt = None,
 ) -> None:
     """Undo the N latest caption edits exactly."""
-    c = _session(project)
+    c = _session(project, write=True)
     targets, restored, drifted = c.undo(n)
     out.print(f"undid {', '.join(f'#{e.seq} {e.op}' for e in targets)}: {restored} captions restored")
     if drifted:
@@ -288,7 +289,7 @@ def export(
     """Write dataset/<repeats>_<subset>/ with each kept image and its caption (kohya layout)."""
     from lorakiln.services.export import export_dataset
 
-    p = open_project(project)
+    p = open_project(project, write=True)
     res = export_dataset(p, RichProgress(), force=force)
     for folder, n in sorted(res.folders.items()):
         out.print(f"  dataset/{folder}: {n} images")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -18,6 +20,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.markup import escape
 from rich.text import Text
 
 console = Console(stderr=True, emoji=False)
@@ -29,6 +32,7 @@ ProjectOpt = Annotated[
 ]
 
 _global_project: Path | None = None
+_wait_for_lock = 0.0
 
 
 def set_global_project(path: Path | None) -> None:
@@ -36,14 +40,48 @@ def set_global_project(path: Path | None) -> None:
     _global_project = path
 
 
+def set_lock_wait(seconds: float) -> None:
+    global _wait_for_lock
+    _wait_for_lock = seconds
+
+
 def project_path(option: Path | None) -> Path | None:
     return option if option is not None else _global_project
 
 
-def open_project(option: Path | None):
-    from lorakiln.services.project import open_project as _open
+def open_project(option: Path | None, write: bool = False):
+    """The project; with `write`, this command becomes its only writer until it ends."""
+    from lorakiln.services.project import find_root, open_project as _open
 
+    if write:  # locked before reading, so what we read is what the previous writer left
+        hold_project(find_root(project_path(option)))
     return _open(project_path(option))
+
+
+def hold_project(root: Path) -> None:
+    """Take the project lock until the command ends, naming the command; then finish what a kill left."""
+    from lorakiln.core import lock
+    from lorakiln.services.recovery import finish_interrupted
+
+    if lock.holds(root):
+        return
+    lock.acquire(root, command_line(), wait=_wait_for_lock, on_wait=_say_waiting)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:  # released when the command ends (also in-process, as in the tests)
+        ctx.find_root().call_on_close(lambda: lock.release(root))
+    for line in finish_interrupted(root):
+        console.print(f"[yellow]{escape(line)}[/]")
+
+
+def command_line() -> str:
+    """`kiln caption replace a b`, shortened: what a second writer is told is running."""
+    text = " ".join(["kiln", *sys.argv[1:]])
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _say_waiting(holder) -> None:
+    who = holder.describe() if holder else "another kiln process"
+    console.print(f"[yellow]waiting for {escape(who)} to finish writing this project[/]")
 
 
 class _RateColumn(ProgressColumn):

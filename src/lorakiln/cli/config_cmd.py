@@ -31,7 +31,7 @@ def import_(
     from lorakiln.services.config_import import import_config
 
     try:
-        proj = open_project(project)
+        proj = open_project(project, write=not print_only)
     except ProjectNotFound:
         if not print_only:
             raise

@@ -21,7 +21,7 @@ def import_(
     """Copy a folder of images you already have into the project; your files are never changed."""
     from lorakiln.services.importer import import_folder
 
-    p = open_project(project)
+    p = open_project(project, write=True)
     cfg = p.resolve("import", {"mode": None if copy is None else ("copy" if copy else "link")})
     r = import_folder(p, folder, cfg, RichProgress(), subset=subset, force=force)
     out.print(f"found {r.found} images: [green]{r.imported} imported[/], {r.refreshed} refreshed, "
@@ -31,6 +31,8 @@ def import_(
         out.print(f"  subset {name}: {n}")
     for path, why in r.errors:
         out.print(f"  [red]error[/] {path}: {why}")
+    for path, why in r.notes:
+        out.print(f"  note {path}: {why}")
 
 
 def dedupe(
@@ -43,7 +45,7 @@ def dedupe(
     """Drop exact and near-duplicate images, keeping the best of each group."""
     from lorakiln.services.dedupe import run_dedupe
 
-    p = open_project(project)
+    p = open_project(project, write=not dry_run)
     cfg = p.resolve("dedupe", {"threshold": threshold})
     r = run_dedupe(p, cfg, RichProgress(), force=force, dry_run=dry_run)
     exact = sum(d.kind == "exact" for d in r.decisions)
@@ -90,7 +92,7 @@ def filter_(
     """Drop images no training run should see: animated, too small, bad aspect, tag rules, monochrome, cap."""
     from lorakiln.services import filter as svc
 
-    p = open_project(project)
+    p = open_project(project, write=not list_)
     cfg = p.resolve("filter")
     if list_:
         return _list_filters(cfg)

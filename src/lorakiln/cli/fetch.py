@@ -47,7 +47,7 @@ def fetch(
     from lorakiln.core.errors import KilnError
     from lorakiln.services import fetch as svc
 
-    p = open_project(project)
+    p = open_project(project, write=True)
     cfg: FetchConfig = p.resolve("fetch", {"rate": rate, "workers": workers, "tag_limit": tag_limit,
                                            "page_size": page_size, "max_pages": max_pages})
     progress = RichProgress()

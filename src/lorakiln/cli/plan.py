@@ -57,7 +57,7 @@ def plan(
     if folder is not None:
         outcome = _plan_folder(folder, cli, batch_size, project)
     else:
-        outcome = svc.plan_project(open_project(project), cli, batch_size=batch_size, dry_run=dry_run, force=force)
+        outcome = svc.plan_project(open_project(project, write=not dry_run), cli, batch_size=batch_size, dry_run=dry_run, force=force)
     if as_json:
         typer.echo(json.dumps({**outcome.plan.summary(), "explanation": [vars(s) for s in outcome.plan.lines],
                                    "notes": outcome.plan.notes, "written": outcome.written,

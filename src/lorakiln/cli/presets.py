@@ -50,7 +50,7 @@ def apply(
     """Write a preset's settings into project.toml (how variants such as pony-v6-dora are chosen)."""
     from lorakiln.services.config_import import apply_preset
 
-    applied = apply_preset(open_project(project), name, dry_run=dry_run)
+    applied = apply_preset(open_project(project, write=not dry_run), name, dry_run=dry_run)
     for key, old, new in applied.changes:
         mark = "unchanged" if old == new else ("set" if applied.written else "would set")
         out.print(f"{escape(key)}: {escape(repr(old)) if old is not None else '-'} -> {escape(repr(new))}  {mark}")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from lorakiln.cli.common import ProjectOpt, open_project, out
@@ -30,6 +31,7 @@ def status(project: ProjectOpt = None) -> None:
     p = open_project(project)
     funnel = p.manifest().funnel()
     out.print(f"[bold]{p.info.name}[/]  trigger: {', '.join(p.info.trigger)}  base: {p.info.base or '-'}")
+    _print_activity(p.root)
     if not funnel:
         out.print("no images yet: `kiln fetch SITE QUERY` or `kiln import FOLDER`")
         return
@@ -42,6 +44,19 @@ def status(project: ProjectOpt = None) -> None:
             t.add_row(f"  {key}", str(c[key]))
         t.add_row("[green]kept[/]", f"[green]{c['kept']}[/]")
         out.print(t)
+
+
+def _print_activity(root) -> None:
+    """Who is writing the project now, and an update a killed process left for the next writer."""
+    from lorakiln.core import journal, lock
+
+    holder = lock.current_holder(root)
+    if holder is not None:
+        out.print(escape(f"being written by {holder.describe()}"), style="yellow")
+    todo = journal.pending(root)
+    if todo is not None and holder is None:
+        out.print(escape(f"`{todo.what}` was interrupted; the next kiln command that writes the project finishes it"),
+                  style="yellow")
 
 
 def register(app: typer.Typer) -> None:

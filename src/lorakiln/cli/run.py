@@ -27,7 +27,7 @@ def run(
     if list_stages:
         out.print(" -> ".join(ORDER))
         return
-    p = open_project(project)
+    p = open_project(project, write=True)
 
     def show(res) -> None:
         mark = "[dim]skip[/]" if res.skipped else "[green]done[/]"

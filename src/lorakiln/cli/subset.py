@@ -34,7 +34,7 @@ def move(
     from lorakiln.config.tag import TagConfig
     from lorakiln.services import subset as svc
 
-    p = open_project(project)
+    p = open_project(project, write=not dry_run)
     r = svc.move(p, to, ids=id_, tags=tag, from_subset=from_, tag_cfg=p.resolve("tag", model=TagConfig),
                  dry_run=dry_run)
     verb = "would move" if dry_run else "moved"
@@ -78,7 +78,7 @@ def undo(project: ProjectOpt = None) -> None:
     """Put the images of the last move back in the subsets they came from."""
     from lorakiln.services import subset as svc
 
-    r = svc.undo(open_project(project))
+    r = svc.undo(open_project(project, write=True))
     out.print(f"undid move {r.seq} (to {escape(r.to)}): {len(r.restored)} images put back")
     backs: dict[str, int] = {}
     for _, before in r.restored:

@@ -43,7 +43,7 @@ def tag(
         return
     from lorakiln.services.tag import run_tag
 
-    p = open_project(project)
+    p = open_project(project, write=True)
     if model and Path(model).expanduser().exists():  # a folder given on the command line: from here
         model = str(Path(model).expanduser().resolve())
     also_given = [_parse_also(a) for a in also] if also else None

@@ -2,6 +2,11 @@
 
 A line that cannot be parsed (hand edits, disk trouble) is reported with its line number;
 loading never guesses.
+
+Saving never overwrites a newer state: writers hold the project lock (core/lock.py), and if
+the file changed on disk since it was loaded anyway (a hand edit, a process that did not take
+the lock), `save` re-reads it and writes the records changed here on top of it, record by
+record, so work saved meanwhile by someone else is kept.
 """
 
 from __future__ import annotations
@@ -23,30 +28,50 @@ class Manifest:
     def __init__(self, path: Path, records: Iterable[ImageRecord] = ()):
         self.path = Path(path)
         self._records: dict[str, ImageRecord] = {}
+        self._loaded: dict[str, str] = {}  # id -> its line as read, to tell what changed here
+        self._stamp = _stamp(self.path)
         for r in records:
             self._records[r.id] = r
 
     @classmethod
     def load(cls, path: Path) -> "Manifest":
-        path = Path(path)
         m = cls(path)
-        if not path.exists():
-            return m
-        with open(path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = ImageRecord.model_validate(json.loads(line))
-                except (json.JSONDecodeError, ValidationError) as e:
-                    raise ConfigError(path, f"line {n} is not a valid record: {_short(e)}") from None
-                m._records[rec.id] = rec
+        for rec, line in _read(m.path):
+            m._records[rec.id] = rec
+            m._loaded[rec.id] = line
         return m
 
     def save(self) -> None:
+        lines = {rid: r.model_dump_json(exclude_defaults=True) for rid, r in self._records.items()}
+        if _stamp(self.path) != self._stamp:
+            lines = self._merged(lines)
         with atomic_open(self.path, "w") as fh:
-            for r in self._records.values():
-                fh.write(r.model_dump_json(exclude_defaults=True) + "\n")
+            for line in lines.values():
+                fh.write(line + "\n")
+        self._loaded = lines
+        self._stamp = _stamp(self.path)
+
+    def _merged(self, mine: dict[str, str]) -> dict[str, str]:
+        """The file as it is on disk now, with the records this process changed or added on top."""
+        out: dict[str, str] = {}
+        for rec, line in _read(self.path):
+            out[rec.id] = line
+            if rec.id in self._records and not self._changed_here(rec.id, mine[rec.id]):
+                self._records[rec.id] = rec  # keep the newer state in memory too
+        for rid, line in mine.items():
+            if rid not in out or self._changed_here(rid, line):
+                out[rid] = line
+        return out
+
+    def _changed_here(self, rid: str, line: str) -> bool:
+        before = self._loaded.get(rid)
+        if before is None:
+            return True
+        if before == line:
+            return False
+        # the line as read may be spelled differently (an older writer); compare canonical forms
+        canonical = ImageRecord.model_validate_json(before).model_dump_json(exclude_defaults=True)
+        return canonical != line
 
     # -- access -------------------------------------------------------------
     def __len__(self) -> int:
@@ -109,6 +134,30 @@ class ManifestSaver:
 
     def __exit__(self, *exc) -> None:
         self.flush()
+
+
+def _read(path: Path) -> Iterator[tuple[ImageRecord, str]]:
+    if not path.exists():
+        return
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8").strip()
+                if not line:
+                    continue
+                rec = ImageRecord.model_validate(json.loads(line))
+            except (UnicodeDecodeError, json.JSONDecodeError, ValidationError) as e:
+                raise ConfigError(path, f"line {n} is not a valid record: {_short(e)}") from None
+            yield rec, line
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells us the file was replaced or changed since we read it."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _reason_key(reason: str | None) -> str:

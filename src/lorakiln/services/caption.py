@@ -1,13 +1,15 @@
 """Caption edits on a project: apply a pure op to the kept images, record it, undo it.
 
-Every application appends one history entry (captions/history.py) *before* the manifest is
-saved, so a kill leaves either no change or a change whose undo is harmless; undo saves the
-manifest *before* it appends its marker. Config values an op writes ([caption].keep_tokens,
-trigger, class_tokens) are recorded and undone with it.
+An application or an undo changes three files: caption_history.jsonl (the entry or the undo
+marker), manifest.jsonl (the captions) and project.toml ([caption].keep_tokens, trigger,
+class_tokens, recorded and undone with the captions). `commit` writes the whole intended result
+to the project's journal first, so a kill part-way is finished by the next kiln command that
+writes the project (services/recovery.py), never left half-done.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -23,12 +25,14 @@ from lorakiln.captions.order import (
     VERBATIM_TAGS, OrderOptions, TagFacts, normalize_rating, order_tags, score_percentiles, year_of,
 )
 from lorakiln.config.caption import CaptionConfig
-from lorakiln.config.project import validate_document, write_document
+from lorakiln.core import journal
 from lorakiln.core.errors import KilnError
 from lorakiln.core.manifest import Manifest
 from lorakiln.core.progress import NullProgress, Progress
 from lorakiln.core.records import ImageRecord
-from lorakiln.services.project import Project
+from lorakiln.services.project import REMOVE, Project
+
+JOURNAL_KIND = "caption"
 
 EXAMPLES = 3
 
@@ -158,12 +162,9 @@ class Captions:
         res = OpResult(op, len(records), edited, initialised, examples=examples, config=cfg_changes)
         if dry_run or not (changes or cfg_changes):
             return res
-        entry = self.history.append(Entry(self.history.next_seq(), op, now(), args, changes, cfg_changes))
-        for c in changes:
-            self.manifest[c.id].caption = c.after
-        self.manifest.save()
-        for c in cfg_changes:
-            self._set_config(c.section, c.key, c.after, True)
+        entry = Entry(self.history.next_seq(), op, now(), args, changes, cfg_changes)
+        commit(self.project, self.manifest, self.history, f"kiln caption {op}", entry,
+               {c.id: c.after for c in changes}, [(c.section, c.key, c.after, True) for c in cfg_changes])
         res.seq = entry.seq
         return res
 
@@ -176,38 +177,18 @@ class Captions:
                 out.append(ConfigChange("caption", key, table.get(key), value, had))
         return out
 
-    def _set_config(self, section: str, key: str, value: Any, present: bool) -> None:
-        if present:
-            self.project.set_section(section, {key: value})
-            return
-        table = self.project.doc.get(section)
-        if table is None or key not in table:
-            return
-        del table[key]
-        if not table:
-            del self.project.doc[section]
-        validate_document(self.project.doc.unwrap(), self.project.config_path)
-        write_document(self.project.config_path, self.project.doc)
-
     # -- undo ----------------------------------------------------------------------------
     def undo(self, n: int = 1) -> tuple[list[Entry], int, int]:
         """Undo the `n` latest applications: (entries undone, images restored, images changed since)."""
         targets = undo_targets(self.history.entries(), n)
         captions, config = restore_plan(targets)
         latest_after = {c.id: c.after for e in reversed(targets) for c in e.changes}
-        restored = drifted = 0
-        for rid, before in captions.items():
-            r = self.manifest.get(rid)
-            if r is None:
-                continue
-            drifted += r.caption != latest_after[rid]
-            r.caption = before
-            restored += 1
-        self.manifest.save()
-        for c in config.values():
-            self._set_config(c.section, c.key, c.before, c.had_before)
-        self.history.append(Entry(self.history.next_seq(), "undo", now(), undoes=[e.seq for e in targets]))
-        return targets, restored, drifted
+        present = {rid: before for rid, before in captions.items() if rid in self.manifest}
+        drifted = sum(self.manifest[rid].caption != latest_after[rid] for rid in present)
+        marker = Entry(self.history.next_seq(), "undo", now(), undoes=[e.seq for e in targets])
+        commit(self.project, self.manifest, self.history, "kiln caption undo", marker, present,
+               [(c.section, c.key, c.before, c.had_before) for c in config.values()])
+        return targets, len(present), drifted
 
     def log(self) -> tuple[list[Entry], set[int]]:
         """All applications (oldest first) and the seqs that are undone."""
@@ -215,6 +196,37 @@ class Captions:
         act = {e.seq for e in active(entries)}
         apps = [e for e in entries if e.op != "undo"]
         return apps, {e.seq for e in apps if e.seq not in act}
+
+
+# -- committing: manifest, history and project.toml as one update --------------------------
+def commit(project: Project, manifest: Manifest, history: History, what: str, entry: Entry,
+           captions: Mapping[str, list[str] | None], config: Sequence[tuple[str, str, Any, bool]]) -> None:
+    """Write a caption edit to its three files; a kill anywhere in it is finished by the next writer.
+
+    The journal (core/journal.py) holds the whole result first; each step below is idempotent."""
+    journal.begin(project.root, JOURNAL_KIND, what, {
+        "entry": json.loads(entry.to_json()), "captions": dict(captions), "config": [list(c) for c in config]})
+    _finish(project, manifest, history, entry, captions, config)
+
+
+def finish_pending(project: Project, payload: Mapping[str, Any]) -> None:
+    """Finish a caption edit that a killed process had started (see `commit`)."""
+    entry = Entry.from_json(payload["entry"])
+    config = [(str(s), str(k), v, bool(present)) for s, k, v, present in payload["config"]]
+    _finish(project, project.manifest(), History(project.root / HISTORY_FILE), entry, payload["captions"], config)
+
+
+def _finish(project: Project, manifest: Manifest, history: History, entry: Entry,
+            captions: Mapping[str, list[str] | None], config: Sequence[tuple[str, str, Any, bool]]) -> None:
+    if all(e.seq != entry.seq for e in history.entries()):
+        history.append(entry)
+    for rid, tags in captions.items():
+        if rid in manifest:
+            manifest[rid].caption = tags
+    manifest.save()
+    if config:
+        project.set_values({(s, k): (v if present else REMOVE) for s, k, v, present in config})
+    journal.clear(project.root)
 
 
 # -- operations (each a thin wrapper around a pure function) -----------------------------

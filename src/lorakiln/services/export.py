@@ -21,7 +21,7 @@ from lorakiln.captions.export import (
 )
 from lorakiln.captions.model import tag_key
 from lorakiln.config.export import ExportConfig
-from lorakiln.core.atomic import clean_partials, write_text
+from lorakiln.core.atomic import clean_partials, partial_path, write_text
 from lorakiln.core.errors import ItemError
 from lorakiln.core.progress import NullProgress, Progress
 from lorakiln.services.caption import Captions
@@ -122,7 +122,7 @@ def _place_image(src: Path, dest: Path, link: str, force: bool = False) -> str:
     if exists and link == "hardlink" and os.path.samefile(src, dest):
         return "unchanged"
     if link == "hardlink":
-        tmp = _tmp(dest)
+        tmp = partial_path(dest)
         try:
             os.link(src, tmp)
             os.replace(tmp, dest)
@@ -133,7 +133,7 @@ def _place_image(src: Path, dest: Path, link: str, force: bool = False) -> str:
                 raise
     if exists and not os.path.samefile(src, dest) and _same_copy(src, dest):
         return "unchanged"
-    tmp = _tmp(dest)
+    tmp = partial_path(dest)
     try:
         shutil.copy2(src, tmp)
         os.replace(tmp, dest)
@@ -141,10 +141,6 @@ def _place_image(src: Path, dest: Path, link: str, force: bool = False) -> str:
         tmp.unlink(missing_ok=True)
         raise
     return "copied"
-
-
-def _tmp(dest: Path) -> Path:
-    return dest.with_name(f".{dest.name}.{os.getpid()}.part")
 
 
 def _remove_stale(out: Path, plan: list[ExportItem]) -> int:

@@ -101,10 +101,14 @@ class Project:
         """Set each dotted path's value in project.toml (other keys and comments are kept).
 
         Tables are created as needed; a dict value is written whole (an inline table such as
-        repeats = {main = 10}). Works on a copy: if the result does not validate, neither the
-        file nor `self.doc` change."""
-        doc = tomlkit.parse(tomlkit.dumps(self.doc))
+        repeats = {main = 10}); the value REMOVE deletes the key (and its table once empty).
+        Starts from the file as it is now on disk, so a newer edit is never overwritten, and
+        works on a copy: if the result does not validate, neither the file nor `self.doc` change."""
+        doc = read_toml(self.config_path) if self.config_path.exists() else tomlkit.parse(tomlkit.dumps(self.doc))
         for path, value in values.items():
+            if value is REMOVE:
+                _remove(doc, path)
+                continue
             table = doc
             for key in path[:-1]:
                 if key not in table:
@@ -118,6 +122,21 @@ class Project:
     def set_section(self, name: str, values: Mapping[str, Any]) -> None:
         """Set keys of the [name] table of project.toml."""
         self.set_values({(name, k): v for k, v in values.items()})
+
+
+REMOVE = object()  # a set_values value: delete the key
+
+
+def _remove(doc, path: tuple[str, ...]) -> None:
+    tables = [doc]
+    for key in path[:-1]:
+        if key not in tables[-1]:
+            return
+        tables.append(tables[-1][key])
+    tables[-1].pop(path[-1], None)
+    for key, table, parent in zip(reversed(path[:-1]), reversed(tables[1:]), reversed(tables[:-1])):
+        if not table:
+            del parent[key]
 
 
 def _toml_item(value: Any):

@@ -1,0 +1,143 @@
+"""One writer at a time per project: an advisory lock that names its holder.
+
+The lock is `fcntl.flock` on a file in the project root. The kernel releases it when the
+holder exits, however it exits (kill -9 included), so a lock left by a killed process is never
+mistaken for a live one: the file stays, but nobody holds it. The file also says who holds it
+(command, pid, host, start time), so a second writer can name the holder in its message.
+Re-entrant within a process: `kiln run` holds it while its stages take it again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from lorakiln.core.errors import KilnError
+
+LOCK_FILE = ".kiln.lock"
+
+
+@dataclass(frozen=True)
+class Holder:
+    command: str
+    pid: int
+    host: str
+    since: str
+
+    def describe(self) -> str:
+        where = "" if self.host == socket.gethostname() else f" on {self.host}"
+        return f"`{self.command}` (pid {self.pid}{where}, since {self.since})"
+
+
+class ProjectBusy(KilnError):
+    def __init__(self, root: Path, holder: Holder | None):
+        self.holder = holder
+        who = holder.describe() if holder else "another kiln process"
+        super().__init__(
+            f"{root}: {who} is writing this project; wait for it to finish, or rerun with "
+            f"`kiln --wait ...` to start when it does (read-only commands such as `kiln status` work meanwhile)")
+
+
+_held: dict[Path, "_Held"] = {}
+
+
+@dataclass
+class _Held:
+    fd: int
+    depth: int
+
+
+def read_holder(root: Path) -> Holder | None:
+    """Who wrote the lock file last (the holder, if the lock is held)."""
+    try:
+        data = json.loads((Path(root) / LOCK_FILE).read_text(encoding="utf-8"))
+        return Holder(str(data["command"]), int(data["pid"]), str(data["host"]), str(data["since"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def current_holder(root: Path) -> Holder | None:
+    """Who is writing the project now (None when nobody is), for read-only commands to show."""
+    path = Path(root) / LOCK_FILE
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _try_lock(fd, fcntl.LOCK_SH):
+            return None
+        return read_holder(root) or Holder("kiln", 0, socket.gethostname(), "?")
+    finally:
+        os.close(fd)
+
+
+def acquire(root: Path, command: str, wait: float = 0.0,
+            on_wait: Callable[[Holder | None], None] | None = None, poll: float = 0.2) -> None:
+    """Take the project's lock for this process, waiting up to `wait` seconds (inf: forever)."""
+    key = Path(root).resolve()
+    if key in _held:
+        _held[key].depth += 1
+        return
+    fd = os.open(key / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    deadline = time.monotonic() + wait
+    told = False
+    while not _try_lock(fd):
+        if time.monotonic() >= deadline:
+            os.close(fd)
+            raise ProjectBusy(key, read_holder(key))
+        if on_wait and not told:
+            on_wait(read_holder(key))
+            told = True
+        time.sleep(poll)
+    _write_holder(fd, command)
+    _held[key] = _Held(fd, 1)
+
+
+def release(root: Path) -> None:
+    key = Path(root).resolve()
+    held = _held.get(key)
+    if held is None:
+        return
+    held.depth -= 1
+    if held.depth == 0:
+        del _held[key]
+        os.close(held.fd)  # closing the descriptor releases the flock
+
+
+def holds(root: Path) -> bool:
+    return Path(root).resolve() in _held
+
+
+class project_lock:
+    """`with project_lock(root, "kiln tag"):` the body runs as the project's only writer."""
+
+    def __init__(self, root: Path, command: str, wait: float = 0.0, on_wait=None):
+        self.root, self.command, self.wait, self.on_wait = Path(root), command, wait, on_wait
+
+    def __enter__(self) -> "project_lock":
+        acquire(self.root, self.command, self.wait, self.on_wait)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        release(self.root)
+
+
+def _try_lock(fd: int, how: int = fcntl.LOCK_EX) -> bool:
+    try:
+        fcntl.flock(fd, how | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def _write_holder(fd: int, command: str) -> None:
+    info = {"command": command, "pid": os.getpid(), "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    data = json.dumps(info).encode()
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
