@@ -44,6 +44,7 @@ app = typer.Typer(
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     project: Annotated[
         Optional[Path], typer.Option("--project", "-p", help="Project folder for every command.")
     ] = None,
@@ -56,6 +57,7 @@ def _root(
         raise typer.Exit()
     common.set_global_project(project)
     common.set_lock_wait(float("inf") if wait else 0.0)
+    ctx.call_on_close(common.release_projects)  # also in-process (tests, later the web UI)
 
 
 # -- command modules (one line each), in the order of the user's journey --------------

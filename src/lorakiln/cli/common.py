@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -33,6 +32,7 @@ ProjectOpt = Annotated[
 
 _global_project: Path | None = None
 _wait_for_lock = 0.0
+_locked: list[Path] = []
 
 
 def set_global_project(path: Path | None) -> None:
@@ -66,11 +66,17 @@ def hold_project(root: Path) -> None:
     if lock.holds(root):
         return
     lock.acquire(root, command_line(), wait=_wait_for_lock, on_wait=_say_waiting)
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None:  # released when the command ends (also in-process, as in the tests)
-        ctx.find_root().call_on_close(lambda: lock.release(root))
+    _locked.append(root)
     for line in finish_interrupted(root):
         console.print(f"[yellow]{escape(line)}[/]")
+
+
+def release_projects() -> None:
+    """Give up the locks this command took (the root command calls this when it ends)."""
+    from lorakiln.core import lock
+
+    while _locked:
+        lock.release(_locked.pop())
 
 
 def command_line() -> str:
