@@ -20,7 +20,7 @@ class CaptionConfig(SectionModel):
         default_factory=list, description="Class token(s) written right after the trigger word(s), e.g. ['1girl']."
     )
     keep_tokens: int = Field(
-        0, ge=0,
+        0, ge=0, le=1000,
         description="Leading caption tags training keeps unshuffled; written by `kiln caption trigger` and `order`.",
     )
     order: str = Field(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lorakiln.config.sections import SectionModel, section
 
@@ -21,6 +21,7 @@ class DedupeConfig(SectionModel):
     threshold: int = Field(
         8,
         ge=0,
+        le=32 * 32,
         description="Largest Hamming distance between two hashes that still counts as a near-duplicate. "
         "64-bit pHash: resized and re-saved JPEG copies measure 0-4, 2-3% crops mostly 4-10; at 10,000 "
         "generated pictures 8 found 98.0% of the copies and dropped 8 distinct ones, 10 found 99.4% "
@@ -29,7 +30,16 @@ class DedupeConfig(SectionModel):
     aspect_tolerance: float = Field(
         0.2,
         ge=0.0,
+        le=10.0,
         description="Near-duplicates must have aspect ratios within this fraction of each other "
         "(0.2 = 20%); a resized or slightly cropped copy keeps its shape. 0 compares all pairs.",
     )
     workers: int = Field(2, ge=1, le=64, description="Threads decoding images.")
+
+    @model_validator(mode="after")
+    def _threshold_fits_hash(self) -> "DedupeConfig":
+        bits = self.hash_size * self.hash_size
+        if self.threshold >= bits:
+            raise ValueError(f"threshold {self.threshold} would make every pair of {bits}-bit hashes a duplicate: "
+                             f"use 0 .. {bits - 1} (8 is the measured default)")
+        return self

@@ -11,7 +11,7 @@ models), so the same defaults suit every family.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -29,7 +29,7 @@ class ProbeConfig(SectionModel):
         "Your own probes: tables with name, group (fidelity, outfit, pose, view, expression, background, "
         "no_trigger, unrelated), prompt (use {trigger}; {character} for the dataset outfit's tags) and tags "
         "(the tags the tagger should find)."))
-    seeds: list[int] = Field(default_factory=lambda: [1001, 2002], min_length=1, description=(
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [1001, 2002], min_length=1, description=(
         "Seeds used for every probe, checkpoint and weight (and the base model), so comparisons are paired."))
     dataset_tags: int = Field(6, ge=0, le=20, description=(
         "How many of the dataset's most frequent non-core tags make up the training outfit ({character})."))
@@ -53,7 +53,7 @@ class ModelsConfig(SectionModel):
 
 
 class RecommendConfig(SectionModel):
-    fidelity_weight: float = Field(2.0, gt=0, description=(
+    fidelity_weight: float = Field(2.0, gt=0, le=100, description=(
         "beta of the F-beta combination of fidelity and flexibility (CyberHarem uses 3: fidelity counts "
         "3x; 1 weighs them equally)."))
     min_fidelity: float = Field(0.0, ge=0, le=2, description=(
@@ -69,9 +69,9 @@ class EvalConfig(SectionModel):
         "Sampler: euler_a, euler, dpmpp_2m_karras, ddim, ... or A1111 names (\"DPM++ 2M Karras\"). "
         "A non-ancestral sampler keeps base-vs-LoRA comparisons paired step by step."))
     steps: int = Field(24, ge=1, le=1000, description="Sampling steps.")
-    cfg: float = Field(7.0, ge=0, description="CFG scale.")
-    width: int | None = Field(None, ge=8, description="Image width; unset = the base model's resolution.")
-    height: int | None = Field(None, ge=8, description="Image height; unset = the base model's resolution.")
+    cfg: float = Field(7.0, ge=0, le=100, description="CFG scale.")
+    width: int | None = Field(None, ge=8, le=16384, description="Image width; unset = the base model's resolution.")
+    height: int | None = Field(None, ge=8, le=16384, description="Image height; unset = the base model's resolution.")
     clip_skip: int | None = Field(None, ge=1, le=12, description=(
         "Clip skip; unset = the LoRA's ss_clip_skip, else 1 (SDXL ignores it)."))
     prompt_prefix: str = Field("", description="Put before every eval prompt (e.g. quality tags).")
@@ -81,8 +81,9 @@ class EvalConfig(SectionModel):
         "lowres, bad anatomy, bad hands, text, error, missing fingers, extra digit, cropped, worst quality, "
         "low quality, jpeg artifacts, signature, watermark, username, blurry",
         description="Negative prompt for eval and grids (kiln sample uses it when --negative is not given).")
-    weights: list[float] = Field(default_factory=lambda: [0.6, 0.8, 1.0], min_length=1, description=(
-        "LoRA weights `kiln eval` tries for every checkpoint."))
+    weights: list[Annotated[float, Field(ge=-10, le=10)]] = Field(
+        default_factory=lambda: [0.6, 0.8, 1.0], min_length=1,
+        description="LoRA weights `kiln eval` tries for every checkpoint.")
     checkpoints: str = Field("all", description=(
         "Checkpoints `kiln eval` measures: all, last, last:N, or epoch numbers (\"2,4,6\" or [2, 4, 6])."))
     max_checkpoints: int = Field(6, ge=1, description=(

@@ -8,6 +8,8 @@ from pydantic import Field, field_validator
 
 from lorakiln.config.sections import SectionModel, section
 
+MAX_REPEATS = 10_000  # images x repeats per epoch beyond this is a typo, not a plan
+
 
 @section("export")
 class ExportConfig(SectionModel):
@@ -16,7 +18,7 @@ class ExportConfig(SectionModel):
         description="Repeats per subset, e.g. {main = 10, summer = 3}; `kiln plan` writes these.",
     )
     default_repeats: int = Field(
-        1, ge=1, description="Repeats of a subset not listed in `repeats` (kohya's default is 1)."
+        1, ge=1, le=MAX_REPEATS, description="Repeats of a subset not listed in `repeats` (kohya's default is 1)."
     )
     caption_extension: str = Field(
         ".txt", description="Caption file extension beside each image (.txt or kohya's .caption)."
@@ -29,9 +31,9 @@ class ExportConfig(SectionModel):
     @field_validator("repeats")
     @classmethod
     def _positive(cls, v: dict[str, int]) -> dict[str, int]:
-        bad = [k for k, n in v.items() if n < 1]
+        bad = [k for k, n in v.items() if not 1 <= n <= MAX_REPEATS]
         if bad:
-            raise ValueError(f"repeats must be at least 1 (subset {bad[0]!r})")
+            raise ValueError(f"repeats must be 1 .. {MAX_REPEATS} (subset {bad[0]!r}: {v[bad[0]]})")
         return v
 
     @field_validator("caption_extension")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from lorakiln.config.sections import SectionModel, section
 
@@ -17,11 +17,12 @@ class FilterConfig(SectionModel):
     disable: list[str] = Field(
         default_factory=list, description="Filters to skip by name (`kiln filter --list` shows them)."
     )
-    min_short_side: int = Field(512, ge=0, description="Drop images whose shorter side is below this (0: off).")
-    min_pixels: int = Field(0, ge=0, description="Drop images with fewer pixels than this, width x height (0: off).")
+    min_short_side: int = Field(512, ge=0, le=100_000, description="Drop images whose shorter side is below this (0: off).")
+    min_pixels: int = Field(0, ge=0, le=10**10, description="Drop images with fewer pixels than this, width x height (0: off).")
     max_aspect: float = Field(
         4.0,
         ge=0.0,
+        le=100.0,
         description="Drop images whose long side / short side exceeds this: no training bucket takes "
         "them (kohya's SDXL buckets stop at 4:1). 0: off.",
     )
@@ -62,3 +63,18 @@ class FilterConfig(SectionModel):
     max_per_subset: int | None = Field(
         None, ge=1, description="Keep at most this many images per subset: the best by score, then resolution."
     )
+
+    @field_validator("max_aspect")
+    @classmethod
+    def _aspect(cls, v: float) -> float:
+        if 0 < v < 1:
+            raise ValueError(f"{v} is below 1: long side / short side is never below 1, so every image would be "
+                             "dropped (0 turns the rule off)")
+        return v
+
+    @field_validator("background")
+    @classmethod
+    def _rgb(cls, v: tuple[int, int, int]) -> tuple[int, int, int]:
+        if not all(0 <= c <= 255 for c in v):
+            raise ValueError(f"{list(v)}: give red, green, blue from 0 to 255")
+        return v

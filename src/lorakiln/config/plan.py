@@ -20,11 +20,11 @@ class PlanConfig(SectionModel):
         default_factory=dict, description="Relative weight per subset when balancing (default 1 = equal "
         "images x repeats); e.g. {back = 0.3} shows back views a third as often.")
     strength: float | None = Field(
-        None, gt=0, description="Training strength S for seed 003's L = S / (R x E x I); 1.0 is nominally "
+        None, gt=0, le=10, description="Training strength S for seed 003's L = S / (R x E x I); 1.0 is nominally "
         "fully baked, 1.1-1.2 for characters the base model knows less. Unset: learning rates are left alone.")
     te_ratio: float = Field(
-        0.5, ge=0, description="Text-encoder LR as a ratio of the U-Net LR (seed 003: 0.5-0.6; seed 001 SD1.5: 0.2).")
-    epochs: int | None = Field(None, ge=1, description="Fix the number of epochs instead of taking it from the table.")
+        0.5, ge=0, le=10, description="Text-encoder LR as a ratio of the U-Net LR (seed 003: 0.5-0.6; seed 001 SD1.5: 0.2).")
+    epochs: int | None = Field(None, ge=1, le=100_000, description="Fix the number of epochs instead of taking it from the table.")
     images_per_epoch: int | None = Field(
         None, ge=1, description="Fix the target images x repeats per epoch (T) instead of taking it from the table.")
     lookup: Literal["interpolate", "nearest"] = Field(

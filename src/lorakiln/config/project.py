@@ -9,7 +9,9 @@ from typing import Any
 import tomlkit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from lorakiln.config.messages import describe, did_you_mean
 from lorakiln.config.sections import sections
+from lorakiln.config.tomlfile import load_toml
 from lorakiln.core.atomic import write_text
 from lorakiln.core.errors import ConfigError
 
@@ -48,8 +50,10 @@ MIGRATIONS: dict[int, Any] = {}
 
 def migrate(doc: dict, path: Path) -> dict:
     v = doc.get("schema_version")
-    if not isinstance(v, int):
+    if not isinstance(v, int) or isinstance(v, bool):
         raise ConfigError(path, "missing or non-integer schema_version")
+    if v < 1 or (v < SCHEMA_VERSION and v not in MIGRATIONS):
+        raise ConfigError(path, f"schema_version {v} is not a version lorakiln ever wrote (this one writes {SCHEMA_VERSION})")
     if v > SCHEMA_VERSION:
         raise ConfigError(path, f"schema_version {v} is newer than this lorakiln ({SCHEMA_VERSION}); upgrade lorakiln")
     while v < SCHEMA_VERSION:
@@ -60,12 +64,8 @@ def migrate(doc: dict, path: Path) -> dict:
 
 
 def read_toml(path: Path) -> tomlkit.TOMLDocument:
-    try:
-        return tomlkit.parse(Path(path).read_text(encoding="utf-8"))
-    except tomlkit.exceptions.ParseError as e:
-        raise ConfigError(path, f"not valid TOML: {e}") from None
-    except OSError as e:
-        raise ConfigError(path, f"cannot read: {e.strerror}") from None
+    """project.toml as a tomlkit document; unreadable, non-UTF-8 or malformed files say where."""
+    return load_toml(path)
 
 
 def validate_document(doc: dict, path: Path) -> tuple[ProjectInfo, dict[str, BaseModel]]:
@@ -75,17 +75,18 @@ def validate_document(doc: dict, path: Path) -> tuple[ProjectInfo, dict[str, Bas
     try:
         info = ProjectInfo.model_validate(doc.get("project") or {})
     except ValidationError as e:
-        raise ConfigError(path, f"[project] {_first_error(e)}") from None
+        raise ConfigError(path, f"[project] {describe(e, ProjectInfo)}") from None
     parsed: dict[str, BaseModel] = {}
     for key, value in doc.items():
         if key in ("schema_version", "project"):
             continue
         if key not in known:
-            raise ConfigError(path, f"unknown table [{key}]; known: {', '.join(sorted(known)) or 'none'}")
+            hint = did_you_mean(key, known)
+            raise ConfigError(path, f"unknown table [{key}]{hint}; known: {', '.join(sorted(known)) or 'none'}")
         try:
             parsed[key] = known[key].model_validate(_plain(value))
         except ValidationError as e:
-            raise ConfigError(path, f"[{key}] {_first_error(e)}") from None
+            raise ConfigError(path, f"[{key}] {describe(e, known[key], key)}") from None
     return info, parsed
 
 
@@ -108,7 +109,3 @@ def _plain(value):
     return value.unwrap() if hasattr(value, "unwrap") else value
 
 
-def _first_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    return f"{loc}: {err['msg']}" if loc else err["msg"]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from lorakiln.config.messages import check_numbers
 
 SECTION_MODULES = [
     # one line per stage config module
@@ -31,9 +33,16 @@ _loaded = False
 
 
 class SectionModel(BaseModel):
-    """Base for stage configs: unknown keys are errors, never silently dropped."""
+    """Base for stage configs: unknown keys are errors, never silently dropped, and no number
+    is inf, nan or beyond 64 bits (each field adds its own real range on top)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _finite_and_64_bit(cls, v):
+        check_numbers(v)
+        return v
 
 
 def section(name: str):

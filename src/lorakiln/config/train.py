@@ -24,17 +24,20 @@ from pydantic import Field, field_validator, model_validator
 from lorakiln.config.sections import SectionModel, section
 
 Precision = Literal["auto", "no", "fp16", "bf16"]
+MAX_LR = 10.0  # Prodigy and D-Adaptation run at 1.0; nothing trains above this
+MAX_SIDE = 8192  # pixels per side of a training resolution or bucket
+MAX_REPEATS = 10_000
 
 
 class NetworkConfig(SectionModel):
     algo: Literal["lora", "locon", "loha", "lokr"] = Field(
         "lora", description="Adapter type: lora (kohya networks.lora), locon (LoRA + conv layers), "
         "loha, lokr (LyCORIS). DoRA is `dora_wd = true` on top of lora/loha/lokr.")
-    network_dim: int = Field(16, ge=1, description="Rank of the adapter (kohya --network_dim).")
-    network_alpha: float = Field(8.0, gt=0, description="Scale alpha; the update is scaled by alpha/dim "
+    network_dim: int = Field(16, ge=1, le=100_000, description="Rank of the adapter (kohya --network_dim).")
+    network_alpha: float = Field(8.0, gt=0, le=100_000, description="Scale alpha; the update is scaled by alpha/dim "
                                  "(kohya --network_alpha; 1 is kohya's default, dim/2 is common).")
-    conv_dim: int | None = Field(None, ge=1, description="Rank for 3x3 conv layers (LoCon); unset = no conv adapters.")
-    conv_alpha: float | None = Field(None, gt=0, description="Alpha for the conv adapters; unset = 1, as in kohya and LyCORIS.")
+    conv_dim: int | None = Field(None, ge=1, le=100_000, description="Rank for 3x3 conv layers (LoCon); unset = no conv adapters.")
+    conv_alpha: float | None = Field(None, gt=0, le=100_000, description="Alpha for the conv adapters; unset = 1, as in kohya and LyCORIS.")
     dora_wd: bool = Field(False, description="DoRA: weight-decomposed adaptation (LyCORIS dora_wd).")
     network_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter's hidden activations.")
     rank_dropout: float = Field(0.0, ge=0, lt=1, description="Drop whole ranks at random during training.")
@@ -55,24 +58,32 @@ class OptimizerConfig(SectionModel):
     optimizer_args: str | list[str] | dict[str, Any] = Field("", description=(
         "Extra optimizer arguments, kohya style: \"weight_decay=0.1 betas=0.9,0.99\" or "
         "\"weight_decay=0.1, betas=[0.9,0.99]\", a list of such strings, or a TOML table."))
-    learning_rate: float = Field(1e-4, gt=0, description="Base learning rate (kohya --learning_rate).")
-    unet_lr: float | None = Field(None, ge=0, description="U-Net learning rate; unset = learning_rate.")
+    learning_rate: float = Field(1e-4, gt=0, le=MAX_LR, description="Base learning rate (kohya --learning_rate).")
+    unet_lr: float | None = Field(None, ge=0, le=MAX_LR, description="U-Net learning rate; unset = learning_rate.")
     text_encoder_lr: float | list[float] | None = Field(None, description=(
         "Text-encoder learning rate (one value, or one per text encoder for SDXL); unset = learning_rate; "
         "0 freezes the text encoder(s)."))
     lr_scheduler: str = Field("cosine", description="Scheduler from `kiln train --list-schedulers`.")
     lr_warmup_steps: float = Field(0.05, ge=0, description=(
         "Warmup: a step count (>= 1) or a fraction of all steps (< 1, e.g. 0.05 = 5%)."))
-    lr_scheduler_num_cycles: int = Field(1, ge=1, description="Cycles (restarts) for cosine_with_restarts / rex.")
+    lr_scheduler_num_cycles: int = Field(1, ge=1, le=10_000, description="Cycles (restarts) for cosine_with_restarts / rex.")
     lr_scheduler_cycle_decay: float = Field(1.0, gt=0, le=1, description=(
         "Peak multiplier per restart cycle (0.9 = each cycle peaks 10% lower, as Animagine 3.1 trained)."))
-    lr_scheduler_power: float = Field(1.0, gt=0, description="Power of the polynomial scheduler.")
+    lr_scheduler_power: float = Field(1.0, gt=0, le=100, description="Power of the polynomial scheduler.")
     lr_scheduler_min_lr_ratio: float = Field(0.0, ge=0, le=1, description=(
         "Floor of the decaying schedulers as a fraction of each group's learning rate."))
-    min_lr: float | None = Field(None, ge=0, description=(
+    min_lr: float | None = Field(None, ge=0, le=MAX_LR, description=(
         "Floor as an absolute learning rate (LoRA Easy Training Scripts' 'Minimum Learning Rate'); "
         "the higher of this and lr_scheduler_min_lr_ratio applies, never above a group's own LR."))
     max_grad_norm: float = Field(1.0, ge=0, description="Clip gradients to this norm (0 = no clipping).")
+
+    @field_validator("text_encoder_lr")
+    @classmethod
+    def _te_lr_range(cls, v):
+        for lr in ([v] if isinstance(v, float) else v or []):
+            if not 0 <= lr <= MAX_LR:
+                raise ValueError(f"a learning rate of {lr} is outside 0 .. {MAX_LR} (0 freezes the text encoder)")
+        return v
 
     @field_validator("lr_warmup_steps")
     @classmethod
@@ -84,25 +95,25 @@ class OptimizerConfig(SectionModel):
 
 class LossConfig(SectionModel):
     loss_type: Literal["l2", "l1", "huber", "smooth_l1"] = Field("l2", description="Per-element loss.")
-    huber_c: float = Field(0.1, gt=0, description="Huber threshold (its value at t=0 for the schedules).")
+    huber_c: float = Field(0.1, gt=0, le=10, description="Huber threshold (its value at t=0 for the schedules).")
     huber_schedule: Literal["constant", "exponential", "snr"] = Field("snr", description=(
         "How the Huber threshold varies with the timestep (kohya --huber_schedule)."))
-    huber_scale: float = Field(1.0, gt=0, description="Multiplier of the Huber threshold.")
-    min_snr_gamma: float | None = Field(5.0, ge=0, description=(
+    huber_scale: float = Field(1.0, gt=0, le=100, description="Multiplier of the Huber threshold.")
+    min_snr_gamma: float | None = Field(5.0, ge=0, le=1000, description=(
         "Min-SNR weighting gamma (Hang et al. 2023); 5 is the paper's value; 0 = off (as in kohya)."))
     debiased_estimation_loss: bool = Field(False, description="Weight the loss by 1/sqrt(SNR).")
     scale_v_pred_loss_like_noise_pred: bool = Field(False, description=(
         "For v-prediction: scale the loss by SNR/(SNR+1) so it behaves like epsilon loss."))
-    noise_offset: float = Field(0.0, ge=0, description="Offset noise strength (0.0357 and 0.1 are common).")
+    noise_offset: float = Field(0.0, ge=0, le=1, description="Offset noise strength (0.0357 and 0.1 are common).")
     noise_offset_random_strength: bool = Field(False, description="Draw the offset strength uniformly in [0, noise_offset].")
-    multires_noise_iterations: int = Field(0, ge=0, description="Pyramid (multi-resolution) noise levels; 6-10 typical.")
+    multires_noise_iterations: int = Field(0, ge=0, le=64, description="Pyramid (multi-resolution) noise levels; 6-10 typical.")
     multires_noise_discount: float = Field(0.3, ge=0, le=1, description="Weight decay per pyramid level.")
     v_parameterization: bool | None = Field(None, description=(
         "Train with v-prediction; unset = what the base model uses (e.g. NoobAI V-Pred)."))
     zero_terminal_snr: bool = Field(False, description="Rescale the noise schedule to zero terminal SNR (Lin et al. 2023).")
     min_timestep: int = Field(0, ge=0, le=1000, description="Smallest training timestep (inclusive).")
     max_timestep: int = Field(1000, ge=1, le=1000, description="Largest training timestep (exclusive).")
-    prior_loss_weight: float = Field(1.0, ge=0, description="Loss weight of regularisation images.")
+    prior_loss_weight: float = Field(1.0, ge=0, le=100, description="Loss weight of regularisation images.")
 
     @model_validator(mode="after")
     def _range(self) -> "LossConfig":
@@ -115,9 +126,9 @@ class BucketConfig(SectionModel):
     resolution: int | tuple[int, int] | None = Field(None, description=(
         "Training resolution: one number or [width, height]; unset = the base model's (512 SD1.5, 1024 SDXL)."))
     enable_bucket: bool = Field(True, description="Aspect-ratio bucketing; off = every image cropped to the resolution.")
-    min_bucket_reso: int = Field(256, ge=64, description="Smallest bucket side in pixels.")
-    max_bucket_reso: int | None = Field(None, ge=64, description="Largest bucket side; unset = twice the resolution.")
-    bucket_reso_steps: int = Field(64, ge=8, description="Bucket sides are multiples of this (a multiple of 32 for SDXL).")
+    min_bucket_reso: int = Field(256, ge=64, le=MAX_SIDE, description="Smallest bucket side in pixels.")
+    max_bucket_reso: int | None = Field(None, ge=64, le=2 * MAX_SIDE, description="Largest bucket side; unset = twice the resolution.")
+    bucket_reso_steps: int = Field(64, ge=8, le=1024, description="Bucket sides are multiples of this (a multiple of 32 for SDXL).")
     bucket_no_upscale: bool = Field(False, description="Never upscale: small images get a bucket of their own size.")
     resize_interpolation: Literal["auto", "area", "lanczos", "bicubic", "bilinear", "nearest"] = Field(
         "auto", description="Resampling filter; auto = area to downscale and lanczos to upscale (kohya's choice).")
@@ -132,13 +143,27 @@ class BucketConfig(SectionModel):
             v = tuple(v)
         return v
 
+    @field_validator("resolution")
+    @classmethod
+    def _reso_range(cls, v):
+        for side in ([v] if isinstance(v, int) else v or []):
+            if not 64 <= side <= MAX_SIDE:
+                raise ValueError(f"a side of {side} pixels is outside 64 .. {MAX_SIDE}")
+        return v
+
+    @model_validator(mode="after")
+    def _bucket_range(self) -> "BucketConfig":
+        if self.max_bucket_reso is not None and self.max_bucket_reso < self.min_bucket_reso:
+            raise ValueError(f"max_bucket_reso ({self.max_bucket_reso}) is below min_bucket_reso ({self.min_bucket_reso})")
+        return self
+
 
 class SubsetOptions(SectionModel):
     """Per-subset caption and augmentation options; [train.data] holds their defaults."""
 
     caption_extension: str = Field(".txt", description="Caption file extension beside each image.")
     shuffle_caption: bool = Field(True, description="Shuffle comma-separated tags each time an image is seen.")
-    keep_tokens: int | None = Field(None, ge=0, description=(
+    keep_tokens: int | None = Field(None, ge=0, le=1000, description=(
         "Leading tags kept in place when shuffling; unset = [caption].keep_tokens, else the number of trigger words."))
     keep_tokens_separator: str = Field("", description=(
         "If set (e.g. '|||'), tags before it stay fixed and tags after a second one stay fixed at the end."))
@@ -161,7 +186,7 @@ class DataConfig(SubsetOptions):
         "A folder of kohya-style N_name subfolders (or one image folder); unset = the project's dataset/."))
     reg_data_dir: str | None = Field(None, description="A folder of N_name regularisation subfolders.")
     dataset_config: str | None = Field(None, description="A kohya dataset TOML ([general], [[datasets]], [[datasets.subsets]]).")
-    default_repeats: int = Field(1, ge=1, description="Repeats for an image folder whose name has no N_ prefix.")
+    default_repeats: int = Field(1, ge=1, le=MAX_REPEATS, description="Repeats for an image folder whose name has no N_ prefix.")
 
 
 class CacheConfig(SectionModel):
@@ -171,7 +196,7 @@ class CacheConfig(SectionModel):
     cache_latents_to_disk: bool = Field(False, description="Keep cached latents in cache/latents/ across runs.")
     cache_text_encoder_outputs: bool = Field(False, description=(
         "Encode each caption once; needs frozen text encoders and static captions (disables shuffle and dropouts)."))
-    vae_batch_size: int = Field(1, ge=1, description="Images per VAE call while caching latents.")
+    vae_batch_size: int = Field(1, ge=1, le=1024, description="Images per VAE call while caching latents.")
 
 
 class SaveConfig(SectionModel):
@@ -206,11 +231,11 @@ class TrainConfig(SectionModel):
         "off = refused, since unpickling can run code."))
     output_name: str | None = Field(None, description="LoRA file name stem (kohya --output_name); unset = project name.")
     training_comment: str = Field("", description="Free text stored in the file's ss_training_comment.")
-    max_train_epochs: int = Field(10, ge=1, description="Epochs to train (kohya --max_train_epochs).")
+    max_train_epochs: int = Field(10, ge=1, le=100_000, description="Epochs to train (kohya --max_train_epochs).")
     max_train_steps: int | None = Field(None, ge=1, description="Stop after this many steps even if epochs remain.")
-    train_batch_size: int = Field(2, ge=1, description="Images per step per device.")
-    gradient_accumulation_steps: int = Field(1, ge=1, description="Batches accumulated per optimizer step.")
-    seed: int = Field(42, description="Seed for everything random: order, augmentation, noise, timesteps.")
+    train_batch_size: int = Field(2, ge=1, le=4096, description="Images per step per device.")
+    gradient_accumulation_steps: int = Field(1, ge=1, le=4096, description="Batches accumulated per optimizer step.")
+    seed: int = Field(42, ge=0, description="Seed for everything random: order, augmentation, noise, timesteps.")
     mixed_precision: Precision = Field("auto", description=(
         "auto = bf16 on GPUs that support it, else fp16 on GPU, fp32 on CPU."))
     full_bf16: bool = Field(False, description="Keep the adapter weights and gradients in bf16 too (saves memory).")
