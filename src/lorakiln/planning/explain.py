@@ -36,3 +36,8 @@ def fmt(v: Any) -> str:
 def sig(x: float, digits: int) -> float:
     """x rounded to `digits` significant digits (0.000135802... -> 0.000136 for 3)."""
     return 0.0 if x == 0 else float(f"{x:.{digits}g}")
+
+
+def pct(x: float) -> str:
+    """A share as a percentage to one decimal, so 19.5% is not shown as the 20% limit it is under."""
+    return f"{x * 100:.1f}".removesuffix(".0") + "%"

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from lorakiln.config.plan import PlanConfig
 from lorakiln.core.errors import KilnError
 from lorakiln.planning import lr as lrmod
-from lorakiln.planning.explain import Step
+from lorakiln.planning.explain import Step, pct
 from lorakiln.planning.repeats import balance, images_per_epoch, scale_factor, t_arithmetic
 from lorakiln.planning.schedules import SCHEDULES, auto_schedule
 from lorakiln.planning.steps import steps_for
+from lorakiln.planning.views import AIM, ViewCap, cap_weights, planned_share, view_subsets, weight_scale
 
 
 @dataclass
@@ -22,6 +23,7 @@ class PlanInputs:
     arch: str  # "sd15" or "sdxl"
     batch_size: int = 1
     optimizer: str | None = None
+    views: ViewCap | None = None  # back views per subset and doctor's limit on their share
 
 
 @dataclass
@@ -38,12 +40,13 @@ class Plan:
     text_encoder_lr: float | None = None
     lines: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    back_share: float | None = None  # back views' share of an epoch (images x repeats), when known
 
     def summary(self) -> dict:
         return {"schedule": self.schedule, "counts": self.counts, "repeats": self.repeats,
                 "images_per_epoch": self.images_per_epoch, "epochs": self.epochs, "batch_size": self.batch_size,
                 "steps_per_epoch": self.steps_per_epoch, "steps": self.steps,
-                "unet_lr": self.unet_lr, "text_encoder_lr": self.text_encoder_lr}
+                "unet_lr": self.unet_lr, "text_encoder_lr": self.text_encoder_lr, "back_share": self.back_share}
 
 
 def make_plan(inp: PlanInputs, cfg: PlanConfig) -> Plan:
@@ -61,9 +64,14 @@ def make_plan(inp: PlanInputs, cfg: PlanConfig) -> Plan:
         notes.append(f"schedule {name} was made for {sched.arch} but the base family is {inp.arch}")
     notes += [f"[plan].weights names subset {s!r}, which has no kept images" for s in cfg.weights if s not in counts]
 
-    repeats, balance_lines = balance(counts, cfg.weights)
+    weights, view_lines, view_notes = cap_weights(counts, cfg.weights, inp.views) if inp.views else (cfg.weights, [], [])
+    notes += view_notes
+    accept = None
+    if view_lines:  # the whole point of those weights: rounding must not push the share back over the limit
+        accept = lambda r: planned_share(counts, inp.views.back, r) <= inp.views.limit  # noqa: E731
+    repeats, balance_lines = balance(counts, weights, accept)
     if len(counts) > 1:
-        lines += balance_lines
+        lines += view_lines + balance_lines
     k, k_lines = _factor(sched, cfg, counts, repeats)
     lines += k_lines
     repeats = {s: r * k for s, r in repeats.items()}
@@ -72,13 +80,46 @@ def make_plan(inp: PlanInputs, cfg: PlanConfig) -> Plan:
     t = images_per_epoch(counts, repeats)
     lines.append(Step("images per epoch (T)", t, "sum of images x repeats (seed 001's T)", t_arithmetic(counts, repeats)))
 
+    back_share = _back_share(inp.views, counts, repeats, cfg.weights, lines, notes)
+
     epochs, e_step = _epochs(sched, cfg, t, sum(counts.values()), inp.batch_size)
     lines.append(e_step)
     per_epoch, total, s_text = steps_for(t, epochs, inp.batch_size)
     lines.append(Step("steps", total, "images x repeats x epochs / batch size", s_text))
-    plan = Plan(name, counts, repeats, t, epochs, inp.batch_size, per_epoch, total, lines=lines, notes=notes)
+    plan = Plan(name, counts, repeats, t, epochs, inp.batch_size, per_epoch, total, lines=lines, notes=notes,
+                back_share=back_share)
     _learning_rates(plan, inp, cfg)
     return plan
+
+
+def _back_share(cap: ViewCap | None, counts: dict[str, int], repeats: dict[str, int], user_weights: dict[str, float],
+                lines: list[Step], notes: list[str]) -> float | None:
+    """The back-view share `kiln doctor` checks, as planned; what to do when it is over the limit."""
+    if cap is None or not any(cap.back.get(s) for s in counts):
+        return None
+    share = planned_share(counts, cap.back, repeats)
+    seen = sum(counts[s] * r for s, r in repeats.items())
+    parts = " + ".join(f"({cap.back[s]} x {r})" for s, r in repeats.items() if cap.back.get(s))
+    lines.append(Step("back views", pct(share), "share of an epoch (images x repeats) that `kiln doctor` "
+                      f"checks against [doctor].max_back_share {pct(cap.limit)}", f"{parts} / {seen}"))
+    if share > cap.limit:
+        notes.append(_over_limit(cap, counts, repeats, user_weights, share))
+    return round(share, 4)
+
+
+def _over_limit(cap: ViewCap, counts, repeats, user_weights, share: float) -> str:
+    head = f"back views are {pct(share)} of an epoch, over doctor's limit of {pct(cap.limit)}: "
+    views = view_subsets(counts, cap.back)
+    weighted = [s for s in views if s in user_weights]
+    seen = {s: float(counts[s] * r) for s, r in repeats.items()}
+    backs = {s: float(cap.back.get(s, 0) * r) for s, r in repeats.items()}
+    k = weight_scale(seen, backs, views, cap.limit * AIM) if views else None
+    if weighted and k is not None:
+        return head + "weight " + ", ".join(f"{s} {user_weights[s]:g} -> {user_weights[s] * k:.2g}" for s in weighted) + (
+            " (`kiln plan --weight " + " --weight ".join(f"{s}={user_weights[s] * k:.2g}" for s in weighted)
+            + "`, or leave it unweighted: the plan then keeps it under the limit)")
+    return head + ("move them into a subset of their own (`kiln subset move --tag from_behind --to back`); "
+                   "`kiln plan` then keeps that subset under the limit")
 
 
 def _pick_schedule(cfg: PlanConfig, arch: str, n_subsets: int) -> tuple[str, str]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 from lorakiln.config.doctor import DoctorConfig
 from lorakiln.config.sections import sections
-from lorakiln.core.errors import ItemError
+from lorakiln.core.errors import ItemError, KilnError
 from lorakiln.core.records import ImageRecord
 from lorakiln.planning.doctor import Dataset, Finding, Item, norm_tag, run_rules
 from lorakiln.services.plan import IMAGE_EXTS, REPEATS_DIR, base_arch
@@ -32,12 +32,46 @@ class DoctorReport:
 def run_doctor(project: Project, cli: Mapping[str, Any] | None = None, resolution: int | None = None) -> DoctorReport:
     cfg: DoctorConfig = project.resolve("doctor", cli)
     cfg = _dedupe_distance(project, cfg)
-    export = project.resolve("export")
     tagger = _tagger(project)
-    items = [record_item(r, export.repeats_for(r.subset), tagger) for r in project.manifest().kept()]
-    ds = Dataset(items, list(project.info.trigger), _resolution(project, resolution))
-    notes = [] if tagger else ["tags read from record tags (the tagging module is not available)"]
+    items = project_items(project, None, tagger)
+    repeats, written, notes = _repeats(project, items)
+    items = [replace(it, repeats=repeats(it.subset)) for it in items]
+    ds = Dataset(items, list(project.info.trigger), _resolution(project, resolution), written,
+                 dict(project.resolve("plan").weights))
+    notes += [] if tagger else ["tags read from record tags (the tagging module is not available)"]
     return DoctorReport(run_rules(ds, cfg), len(items), notes, cfg.max_items)
+
+
+def _repeats(project: Project, items: list[Item]):
+    """(repeats by subset, project.toml's repeats where they differ, notes): the repeats training
+    will use once `kiln plan` has run, that is the plan's, or the ones you set by hand and it keeps."""
+    from lorakiln.services.plan import plan_project
+
+    export = project.resolve("export")
+    subsets = sorted({it.subset for it in items})
+    written = {s: export.repeats_for(s) for s in subsets}
+    try:
+        outcome = plan_project(project, dry_run=True, items=items)
+    except KilnError as e:
+        return export.repeats_for, None, [f"repeats as project.toml has them (`kiln plan` cannot plan: {e})"]
+    change = next(c for c in outcome.changes if c.key == "export.repeats")
+    planned = change.old if change.status == "kept" else change.new
+    planned = {s: planned.get(s, export.default_repeats) for s in subsets}
+    if planned == written:
+        return export.repeats_for, None, []
+    note = (f"checked with the repeats `kiln plan` gives now ({_fmt(planned)}); project.toml has "
+            f"{_fmt(written)} until you run `kiln plan`")
+    return (lambda s: planned.get(s, export.default_repeats)), written, [note]
+
+
+def _fmt(repeats: dict[str, int]) -> str:
+    return ", ".join(f"{s} {r}" for s, r in repeats.items())
+
+
+def project_items(project: Project, repeats_for=None, tagger=None) -> list[Item]:
+    """The kept images as the rules see them: caption tags, else booru and tagger tags."""
+    tagger = tagger or _tagger(project)
+    return [record_item(r, repeats_for(r.subset) if repeats_for else 1, tagger) for r in project.manifest().kept()]
 
 
 def run_doctor_folder(folder: Path, cfg: DoctorConfig, trigger: list[str], resolution: int | None) -> DoctorReport:
@@ -71,16 +105,17 @@ def folder_items(folder: Path) -> tuple[list[Item], list[str]]:
 
 
 def _file_item(img: Path, subset: str, repeats: int, notes: list[str]) -> Item | None:
+    from lorakiln.captions.sidecar_text import read_sidecar
     from lorakiln.dataset.decode import probe
-    from lorakiln.dataset.importer import decode_caption, parse_caption
+    from lorakiln.dataset.importer import parse_caption
 
     cap = img.with_suffix(".txt")
     tags: list[str] = []
     if cap.exists():
-        try:  # UTF-8 with or without BOM, legacy cp1252 captions too, as `kiln import` reads them
-            tags = parse_caption(decode_caption(cap.read_bytes()))
-        except OSError as e:
-            notes.append(f"{cap}: caption not readable ({e.strerror or e})")
+        try:  # any encoding `kiln import` reads; a damaged caption is a note, as there
+            tags = parse_caption(read_sidecar(cap).text)
+        except ItemError as e:
+            notes.append(f"{e}: caption not read")
     try:
         info = probe(img)
     except ItemError as e:

@@ -21,6 +21,7 @@ from lorakiln.config.sections import sections
 from lorakiln.core.atomic import write_json
 from lorakiln.core.errors import KilnError
 from lorakiln.planning.plan import Plan, PlanInputs, make_plan
+from lorakiln.planning.views import BACK, ViewCap
 
 from lorakiln.services.project import Project
 
@@ -97,6 +98,23 @@ def base_arch(base: str | None, override: str | None = None) -> str | None:
     return "sdxl" if family.endswith("sdxl") else "sd15"
 
 
+def view_cap(items, limit: float | None) -> ViewCap | None:
+    """Back views per subset (tags as `kiln doctor` reads them) and doctor's limit; None without a limit."""
+    if limit is None:
+        return None
+    back: dict[str, int] = {}
+    for it in items:
+        if it.has_any(BACK):
+            back[it.subset] = back.get(it.subset, 0) + 1
+    return ViewCap(back, limit)
+
+
+def _doctor_limit(project: Project) -> float | None:
+    """[doctor].max_back_share, unless the user switched the views check off."""
+    doc = project.resolve("doctor")
+    return None if "views" in doc.skip else doc.max_back_share
+
+
 def _arch_or_fail(arch: str | None, base: str | None) -> str:
     if arch is None:
         raise KilnError(f"cannot tell whether base {base or '(none)'} is SD1.5 or SDXL: pass --family sd15|sdxl "
@@ -106,13 +124,18 @@ def _arch_or_fail(arch: str | None, base: str | None) -> str:
 
 # -- the plan ------------------------------------------------------------------------
 def plan_project(project: Project, cli: Mapping[str, Any] | None = None, *, batch_size: int | None = None,
-                 dry_run: bool = False, force: bool = False) -> PlanOutcome:
-    """Plan from the manifest's kept images and write the numbers into project.toml."""
+                 dry_run: bool = False, force: bool = False, items=None) -> PlanOutcome:
+    """Plan from the manifest's kept images and write the numbers into project.toml.
+
+    `items`: the kept images as `kiln doctor` sees them, when the caller has them already."""
+    from lorakiln.services.doctor import project_items
+
     cfg: PlanConfig = project.resolve("plan", cli)
     train = project.resolve("train")
     arch = _arch_or_fail(base_arch(train.base or project.info.base, cfg.family), train.base or project.info.base)
+    items = project_items(project) if items is None else items
     inputs = PlanInputs(manifest_counts(project), arch, batch_size or train.train_batch_size,
-                        train.optimizer.optimizer)
+                        train.optimizer.optimizer, view_cap(items, _doctor_limit(project)))
     plan = make_plan(inputs, cfg)
     changes = _changes(project, plan, force, batch_size is not None)
     kept = next((c for c in changes if c.key == "train.max_train_epochs" and c.status == "kept"), None)
@@ -133,10 +156,17 @@ def plan_project(project: Project, cli: Mapping[str, Any] | None = None, *, batc
 
 
 def plan_folder(folder: Path, cfg: PlanConfig, *, arch: str | None, batch_size: int,
-                optimizer: str | None = None, base: str | None = None) -> PlanOutcome:
-    """Plan for a kohya folder (no project): the result is printed, folders are never renamed."""
+                optimizer: str | None = None, base: str | None = None, back_limit: float | None = None) -> PlanOutcome:
+    """Plan for a kohya folder (no project): the result is printed, folders are never renamed.
+
+    `back_limit`: doctor's limit on the back-view share (default: [doctor]'s default)."""
+    from lorakiln.config.doctor import DoctorConfig
+    from lorakiln.services.doctor import folder_items
+
     counts, dirs = folder_counts(folder)
-    plan = make_plan(PlanInputs(counts, _arch_or_fail(arch, base), batch_size, optimizer), cfg)
+    limit = DoctorConfig().max_back_share if back_limit is None else back_limit
+    views = view_cap(folder_items(Path(folder))[0], limit)
+    plan = make_plan(PlanInputs(counts, _arch_or_fail(arch, base), batch_size, optimizer, views), cfg)
     renames = [(dirs[s], f"{r}_{s}") for s, r in plan.repeats.items() if dirs[s] != f"{r}_{s}"]
     return PlanOutcome(plan, renames=renames)
 

@@ -12,6 +12,7 @@ from typing import Callable, Literal
 
 from lorakiln.config.doctor import DoctorConfig
 from lorakiln.core.registry import Registry
+from lorakiln.planning.explain import pct  # noqa: F401  (rules import it from here)
 
 Severity = Literal["warning", "info"]
 
@@ -43,6 +44,9 @@ class Dataset:
     items: list[Item]
     trigger: list[str] = field(default_factory=list)
     resolution: tuple[int, int] | None = None  # training resolution; None = unknown
+    # the repeats project.toml holds now, when they differ from the items' (planned) repeats
+    written_repeats: dict[str, int] | None = None
+    weights: dict[str, float] = field(default_factory=dict)  # [plan].weights the plan used
 
     @cached_property
     def tag_counts(self) -> Counter:
@@ -52,6 +56,10 @@ class Dataset:
     def weight(self) -> int:
         """Images x repeats: how many images an epoch shows."""
         return sum(it.repeats for it in self.items)
+
+    def share(self, items) -> float:
+        """The share of an epoch (images x repeats) these items make."""
+        return sum(it.repeats for it in items) / self.weight if self.items else 0.0
 
     def with_any(self, tags) -> list[Item]:
         tags = {norm_tag(t) for t in tags}
@@ -75,6 +83,3 @@ class Finding:
 Rule = Callable[[Dataset, DoctorConfig], list[Finding]]
 RULES: Registry[Rule] = Registry("doctor rule")
 
-
-def pct(x: float) -> str:
-    return f"{x * 100:.0f}%"

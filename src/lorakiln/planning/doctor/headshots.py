@@ -13,7 +13,7 @@ CLOSE = {"portrait", "close-up", "upper_body", "face", "headshot", "headshot_por
 @RULES.register("headshots")
 def headshots(ds: Dataset, cfg: DoctorConfig) -> list[Finding]:
     close = ds.with_any(CLOSE)
-    share = len(close) / len(ds.items)
+    share = ds.share(close)  # of images x repeats: a crops subset that `kiln plan` balances up counts as such
     if share >= cfg.min_headshot_share:
         return []
     # the best sources for new crops: large front-facing images that are not close-ups already
@@ -22,7 +22,7 @@ def headshots(ds: Dataset, cfg: DoctorConfig) -> list[Finding]:
                         key=lambda it: -(it.width or 0) * (it.height or 0))
     return [Finding(
         "headshots", "warning",
-        f"only {len(close)} of {len(ds.items)} images ({pct(share)}) are portraits, close-ups or upper-body "
+        f"only {len(close)} of {len(ds.items)} images ({pct(share)} of an epoch) are portraits, close-ups or upper-body "
         f"shots (wanted at least {pct(cfg.min_headshot_share)}): face details will be weak",
         [it.id for it in candidates],
         "crop the face / upper body out of the largest front views listed here (best first) and import the "

@@ -17,29 +17,31 @@ game_cg key_visual cover_image toon_(style) retro_artstyle 1990s_(style) 1980s_(
 
 @RULES.register("style")
 def style(ds: Dataset, cfg: DoctorConfig) -> list[Finding]:
-    n = len(ds.items)
     out = []
-    artists = Counter(a for it in ds.items for a in set(it.artists))
-    for artist, count in artists.most_common():
-        if count / n <= cfg.max_artist_share:
+    seen = Counter()  # images x repeats per artist
+    for it in ds.items:
+        for a in set(it.artists):
+            seen[a] += it.repeats
+    for artist, count in seen.most_common():
+        if count / ds.weight <= cfg.max_artist_share:
             break
-        out.append(_finding(ds, f"artist {artist}", count, cfg.max_artist_share,
-                            [it.id for it in ds.items if artist in it.artists], {"artist": artist}))
+        by = [it for it in ds.items if artist in it.artists]
+        out.append(_finding(ds, f"artist {artist}", by, cfg.max_artist_share, {"artist": artist}))
     for tag in sorted(STYLE_TAGS):
-        count = ds.tag_counts.get(tag, 0)
-        if count / n > cfg.max_style_share:
-            out.append(_finding(ds, f"style tag {tag}", count, cfg.max_style_share,
-                                [it.id for it in ds.items if tag in it.tags], {"tag": tag}))
+        carrying = [it for it in ds.items if tag in it.tags]
+        if carrying and ds.share(carrying) > cfg.max_style_share:
+            out.append(_finding(ds, f"style tag {tag}", carrying, cfg.max_style_share, {"tag": tag}))
     return out
 
 
-def _finding(ds: Dataset, what: str, count: int, limit: float, ids: list[str], extra: dict) -> Finding:
-    n = len(ds.items)
+def _finding(ds: Dataset, what: str, items: list, limit: float, extra: dict) -> Finding:
+    """Shares are of images x repeats: what an epoch shows, as `kiln plan` weights it."""
+    n, count, share = len(ds.items), len(items), ds.share(items)
     return Finding(
         "style", "warning",
-        f"{what} is {count} of {n} images ({pct(count / n)}, limit {pct(limit)}): the LoRA will learn that "
-        "style along with the character",
-        ids,
+        f"{what} is {count} of {n} images ({pct(share)} of an epoch, limit {pct(limit)}): the LoRA will learn "
+        "that style along with the character",
+        [it.id for it in items],
         "add images in other styles (seed 000 iteration 4-b: img2img style variants), keep the style tag in "
         "the captions so it can be prompted away, or drop some of these images",
-        {"count": count, "images": n, "share": round(count / n, 4), **extra})
+        {"count": count, "images": n, "share": round(share, 4), **extra})
