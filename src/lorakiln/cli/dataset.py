@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from lorakiln.cli.common import ProjectOpt, RichProgress, open_project, out
@@ -111,6 +112,8 @@ def filter_(
               + (f"; {r.restored} earlier drops restored" if r.restored else ""))
     for label, n in sorted(r.by_filter().items()):
         out.print(f"  {label}: {n}")
+    for was, now, why in r.rekept:
+        out.print(escape(f"  kept {now} instead of its duplicate {was} ({why})"))
     if r.untagged:
         out.print(f"  {r.untagged} images have no tags yet: tag rules judge them after `kiln tag` "
                   "and another `kiln filter`")

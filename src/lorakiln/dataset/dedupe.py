@@ -1,5 +1,6 @@
 """Dedupe core: exact duplicates by file hash, near-duplicates by perceptual hash, grouped with
-union-find; in each group the best image (resolution, then score) is kept.
+union-find; in each group the best image is kept: one the filters will keep (a colour picture
+over its greyscale copy), then resolution, then score.
 
 Pure: values in, decisions out. The service decodes, hashes and writes the manifest.
 """
@@ -30,10 +31,12 @@ class Candidate:
     width: int | None = None
     height: int | None = None
     score: int | None = None
+    survives: bool = True  # no per-image filter would drop it
+    colour: bool = True  # not greyscale or a one-hue tint
 
     @classmethod
-    def of(cls, r: ImageRecord, phash: str | None) -> "Candidate":
-        return cls(r.id, r.md5, r.sha256, phash, r.width, r.height, r.score)
+    def of(cls, r: ImageRecord, phash: str | None, survives: bool = True, colour: bool = True) -> "Candidate":
+        return cls(r.id, r.md5, r.sha256, phash, r.width, r.height, r.score, survives, colour)
 
 
 @dataclass(frozen=True)
@@ -75,22 +78,32 @@ class UnionFind:
 
 def dedupe(items: Sequence[Candidate], cfg: DedupeConfig, hash_name: str = "phash") -> list[Decision]:
     """One decision per image to drop; images not mentioned stay."""
+    return decide(items, find_groups(items, cfg), hash_name)
+
+
+def find_groups(items: Sequence[Candidate], cfg: DedupeConfig) -> list[list[int]]:
+    """Indices of the images that are duplicates of each other, one list per group."""
     uf = UnionFind(len(items))
     if cfg.exact:
         _union_exact(items, uf)
     if cfg.near:
         _union_near(items, uf, cfg)
+    return uf.groups()
+
+
+def decide(items: Sequence[Candidate], groups: Sequence[Sequence[int]], hash_name: str = "phash") -> list[Decision]:
+    """Keep the best of each group, drop the others in its favour."""
     decisions = []
-    for group in uf.groups():
+    for group in groups:
         best = max(group, key=lambda i: quality_key(items[i], i))
         decisions += [_decide(items[i], items[best], hash_name) for i in sorted(group) if i != best]
     return decisions
 
 
 def quality_key(c: Candidate, order: int) -> tuple:
-    """Larger is better: pixels, then score, then the earlier record."""
+    """Larger is better: survives the filters, colour, pixels, then score, then the earlier record."""
     pixels = (c.width or 0) * (c.height or 0)
-    return (pixels, c.score if c.score is not None else float("-inf"), -order)
+    return (c.survives, c.colour, pixels, c.score if c.score is not None else float("-inf"), -order)
 
 
 def _union_exact(items: Sequence[Candidate], uf: UnionFind) -> None:

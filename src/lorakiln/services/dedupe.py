@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from lorakiln.config.dedupe import DedupeConfig
@@ -17,7 +17,8 @@ from lorakiln.dataset.dedupe import (
     Candidate,
     Decision,
     Group,
-    dedupe,
+    decide,
+    find_groups,
     groups_of,
     groups_of_decisions,
     is_duplicate_drop,
@@ -45,7 +46,7 @@ HASH_SIDE = 512  # perceptual hashes look at 32x32 or less: decode big JPEGs at 
 
 
 def run_dedupe(project: Project, cfg: DedupeConfig, progress: Progress, *, force: bool = False,
-               dry_run: bool = False) -> DedupeReport:
+               dry_run: bool = False, filter_cfg=None) -> DedupeReport:
     m = project.manifest()
     report = DedupeReport()
     back = restorable(m, everything=force)
@@ -59,9 +60,15 @@ def run_dedupe(project: Project, cfg: DedupeConfig, progress: Progress, *, force
         if cfg.near:
             _hash_missing(project, pool, cfg, kind, force, progress, saver, report)
         pool = [r for r in pool if r.status != Status.error]  # hashing may have found broken files
-        report.considered = len(pool)
         cands = [Candidate.of(r, r.phash if r.extra.get(KIND_KEY) == kind else None) for r in pool]
-        report.decisions = dedupe(cands, cfg, cfg.hash)
+        groups = find_groups(cands, cfg)
+        cands = _with_verdicts(project, pool, cands, groups, progress, saver, report, filter_cfg)
+        keep = [i for i, r in enumerate(pool) if r.status != Status.error]  # judging decodes too
+        if len(keep) < len(pool):
+            pool, cands = [pool[i] for i in keep], [cands[i] for i in keep]
+            groups = find_groups(cands, cfg)
+        report.considered = len(pool)
+        report.decisions = decide(cands, groups, cfg.hash)
         if dry_run:
             report.groups = groups_of_decisions(report.decisions, {r.id: r for r in pool})
             return report
@@ -71,6 +78,43 @@ def run_dedupe(project: Project, cfg: DedupeConfig, progress: Progress, *, force
             rec.extra[INFO_KEY] = {"kind": d.kind, "distance": d.distance}
     report.groups = groups_of(list(m))
     return report
+
+
+def _with_verdicts(project: Project, pool: list[ImageRecord], cands: list[Candidate], groups: list[list[int]],
+                   progress: Progress, saver: ManifestSaver, report: DedupeReport, filter_cfg) -> list[Candidate]:
+    """Candidates of duplicate groups with what the filters will say of them, to keep one that stays."""
+    from lorakiln.services.filter import judge
+
+    members = [pool[i] for g in groups for i in g]
+    if not members:
+        return cands
+    filter_cfg = filter_cfg or project.resolve("filter")
+    verdicts = judge(project, members, filter_cfg, project.resolve("tag"), progress, saver, report)
+    out = list(cands)
+    for g in groups:
+        for i in g:
+            v = verdicts.get(pool[i].id)
+            if v is not None:
+                out[i] = replace(cands[i], survives=v.reason is None, colour=v.colour)
+    return out
+
+
+def regroup(m: Manifest, members: list[ImageRecord], verdicts) -> ImageRecord | None:
+    """Keep the best member of one duplicate group (by `verdicts`), every other one dropped in its favour."""
+    members = [r for r in members if r.status != Status.error and r.id in verdicts]
+    if not members:
+        return None
+    cands = [Candidate.of(r, r.phash, verdicts[r.id].reason is None, verdicts[r.id].colour) for r in members]
+    decisions = decide(cands, [list(range(len(cands)))])
+    keep = m[decisions[0].keep] if decisions else members[0]
+    if not keep.kept:
+        restore(keep)
+    for d in decisions:
+        rec = m[d.drop]
+        rec.restore()
+        rec.drop(d.reason, duplicate_of=d.keep)
+        rec.extra[INFO_KEY] = {"kind": d.kind, "distance": d.distance}
+    return keep
 
 
 def restorable(m: Manifest, everything: bool) -> list[ImageRecord]:

@@ -18,7 +18,8 @@ from lorakiln.core.records import ImageRecord, Status
 from lorakiln.dataset.decode import load_rgb, probe
 from lorakiln.dataset.filters import Facts, Item, build_filters, filter_of_reason, matches_undo, norm_tag
 from lorakiln.dataset.filters.base import KEEP_KEY, ColourStats
-from lorakiln.dataset.filters.monochrome import THUMB, colour_stats
+from lorakiln.dataset.dedupe import groups_of
+from lorakiln.dataset.filters.monochrome import THUMB, Monochrome, colour_stats
 from lorakiln.services.dedupe import map_threads
 from lorakiln.services.project import Project
 from lorakiln.tagging.merge import tagger_tags
@@ -35,6 +36,7 @@ class FilterReport:
     dropped: list[tuple[str, str]] = field(default_factory=list)  # (id, reason)
     errors: list[tuple[str, str]] = field(default_factory=list)
     filters: list[str] = field(default_factory=list)
+    rekept: list[tuple[str, str, str]] = field(default_factory=list)  # (was kept, kept now, why)
 
     def by_filter(self) -> Counter:
         return Counter(reason.split(":", 1)[0] for _, reason in self.dropped)
@@ -44,12 +46,14 @@ def run_filter(project: Project, cfg: FilterConfig, progress: Progress, *, tag_c
                force: bool = False) -> FilterReport:
     """Evaluate the kept images (all filter drops too, with --force) and drop what fails."""
     filters = build_filters(cfg)
+    tag_cfg = tag_cfg or TagConfig()
     m = project.manifest()
     report = FilterReport(filters=[f.name for f in filters])
     with ManifestSaver(m) as saver:
         if force:
             report.restored = _restore_all(m)
-        items = _gather(project, m.kept(), tag_cfg or TagConfig(), progress, saver, report)
+        report.rekept = _rekeep_duplicates(project, m, cfg, tag_cfg, progress, saver, report)
+        items = _gather(project, m.kept(), tag_cfg, progress, saver, report)
         report.considered = len(items)
         if "tags" in report.filters:
             report.untagged = sum(1 for it in items if not it.facts.tags)
@@ -63,6 +67,48 @@ def run_filter(project: Project, cfg: FilterConfig, progress: Progress, *, tag_c
                     report.dropped.append((it.record.id, drops[it.record.id]))
             items = [it for it in items if it.record.id not in drops]
     return report
+
+
+@dataclass(frozen=True)
+class Verdict:
+    reason: str | None  # what a per-image filter would drop it for; None: it stays
+    colour: bool
+
+
+def judge(project: Project, records: list[ImageRecord], cfg: FilterConfig, tag_cfg: TagConfig,
+          progress: Progress, saver: ManifestSaver, report) -> dict[str, Verdict]:
+    """What the per-image filters would say of each image, dropping nothing (`report.errors`
+    gets unreadable files). Dedupe uses it to keep the member of a group that will stay."""
+    items = _gather(project, records, tag_cfg, progress, saver, report)
+    items = _add_colour(project, items, cfg, progress, saver, report)
+    per_image = [f for f in build_filters(cfg) if f.per_image]
+    colour = Monochrome.from_config(cfg)
+    out = {}
+    for it in items:
+        reason = next((r for f in per_image if (r := f.run([it]).get(it.record.id))), None)
+        out[it.record.id] = Verdict(reason, colour.reject(it) is None)
+    return out
+
+
+def _rekeep_duplicates(project: Project, m: Manifest, cfg: FilterConfig, tag_cfg: TagConfig, progress: Progress,
+                       saver: ManifestSaver, report: FilterReport) -> list[tuple[str, str, str]]:
+    """In each duplicate group whose kept image a filter would drop, keep the best member that stays."""
+    from lorakiln.services.dedupe import regroup
+
+    groups = [g for g in groups_of(list(m)) if g.keep.kept]
+    if not groups:
+        return []
+    members = [r for g in groups for r in (g.keep, *(x.record for x in g.dropped))]
+    verdicts = judge(project, members, cfg, tag_cfg, progress, saver, report)
+    out = []
+    for g in groups:
+        why = verdicts.get(g.keep.id)
+        if why is None or why.reason is None:
+            continue
+        new = regroup(m, [g.keep, *(x.record for x in g.dropped)], verdicts)
+        if new is not None and new.id != g.keep.id:
+            out.append((g.keep.id, new.id, why.reason))
+    return out
 
 
 def undo(project: Project, pattern: str) -> list[ImageRecord]:
@@ -117,7 +163,7 @@ def _gather(project: Project, records: list[ImageRecord], tag_cfg: TagConfig, pr
             task.advance(1)
             saver.tick()
     return [Item(r, Facts(r.width, r.height, r.format, r.extra.get(FRAMES_KEY), record_tags(r, tag_cfg)))
-            for r in records if r.kept]
+            for r in records if r.status != Status.error]
 
 
 def _add_colour(project: Project, items: list[Item], cfg: FilterConfig, progress: Progress,
@@ -140,7 +186,8 @@ def _add_colour(project: Project, items: list[Item], cfg: FilterConfig, progress
                 rec.extra[COLOUR_KEY] = {**asdict(res), "background": bg}
             task.advance(1)
             saver.tick()
-    return [replace(it, facts=replace(it.facts, colour=_stats(it.record))) for it in items if it.record.kept]
+    return [replace(it, facts=replace(it.facts, colour=_stats(it.record))) for it in items
+            if it.record.status != Status.error]
 
 
 def _stats(r: ImageRecord) -> ColourStats | None:

@@ -47,6 +47,7 @@ class Filter:
     name: str = ""  # registry name: `disable = [...]`, `--undo`
     label: str = ""  # reason prefix: "<label>: detail"
     needs_pixels = False
+    per_image = True  # judges each image alone (False: ranks a batch, like the per-subset cap)
 
     @classmethod
     def from_config(cls, cfg: FilterConfig) -> "Filter | None":

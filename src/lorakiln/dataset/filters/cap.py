@@ -11,6 +11,7 @@ from lorakiln.dataset.filters.base import FILTERS, Filter, Item, exempt
 @FILTERS.register("cap")
 class Cap(Filter):
     name = label = "cap"
+    per_image = False
 
     def __init__(self, limit: int):
         self.limit = limit
