@@ -45,7 +45,8 @@ def test_merge_writes_the_exact_sum_with_provenance(tmp_path, cli):
     assert [(i["file"], i["weight"]) for i in prov["inputs"]] == [("a.safetensors", 0.6), ("b.safetensors", 0.4)]
     assert prov["inputs"][0]["sshs_model_hash"] == tensor_hash(a) and prov["method"] == "svd"
     assert all(str(tmp_path) not in v for v in meta.values())  # names, never paths
-    assert json.loads(meta["ss_tag_frequency"]) == {"10_kafka": {"kafka_hsr": 10, "smile": 4}}
+    assert json.loads(meta["ss_tag_frequency"]) == {"a/10_kafka": {"kafka_hsr": 10, "smile": 4},
+                                                    "b/10_kafka": {"kafka_hsr": 10, "smile": 4}}
 
 
 def test_merge_is_idempotent_and_redoes_on_change(tmp_path, cli):

@@ -1,7 +1,8 @@
-"""kiln lora ...: inspect LoRA naming (and, later, files)."""
+"""kiln lora ...: inspect LoRA naming; convert files for a loader."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -38,6 +39,32 @@ def keys(
             typer.echo(f"{part}\t{n}")
         return
     typer.echo("\n".join(names))
+
+
+@lora_app.command("convert")
+def convert(
+    lora: Annotated[Path, typer.Argument(help="The LoRA / LyCORIS / DoRA file to convert.")],
+    output: Annotated[Path, typer.Argument(help="The file to write.")],
+    target: Annotated[str, typer.Option("--target", help="The loader that must apply the file exactly: "
+                                        "comfyui, a1111 (A1111 and Forge) or diffusers.")],
+    rank: Annotated[Optional[int], typer.Option(help="Cap the rank of rewritten modules (default: each module's "
+                                                "exact rank; DoRA changes are usually full rank).")] = None,
+    base: Annotated[Optional[Path], typer.Option(help="Base checkpoint (.safetensors) the LoRA was trained on: "
+                                                 "needed when DoRA modules must be rewritten.")] = None,
+    dtype: Annotated[Optional[str], typer.Option("--dtype", help="fp16, bf16 or fp32 (default: the input's).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Redo even if the output was made from the same input.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Write a version of a LoRA that TARGET applies exactly as trained: the modules it would apply
+    wrongly (DoRA, LoHa/LoKr in diffusers, ...) become plain LoRA by exact SVD; errors are reported."""
+    from lorakiln.cli.common import RichProgress
+    from lorakiln.cli.merge import _show
+    from lorakiln.merge.files import dtype_of
+    from lorakiln.services.convert import convert as run
+
+    report = run(lora, output, target.lower(), rank=rank, base=base, dtype=dtype_of(dtype), force=force,
+                 progress=RichProgress(quiet=as_json))
+    _show(report, as_json)
 
 
 def register(app: typer.Typer) -> None:

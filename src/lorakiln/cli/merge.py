@@ -41,8 +41,9 @@ def _show(report, as_json: bool) -> None:
         return
     facts = ([f"{summary['modules']} modules"] if report.modules else []) + ([summary["arch"]] if "arch" in summary else [])
     out.print(f"[bold]{report.operation}[/] -> {report.output}  ({', '.join(facts)})", soft_wrap=True)
-    for key in ("error_mean", "error_max", "retained_mean", "retained_min", "rank_min", "rank_max",
-                "weights_changed", "modules_applied", "modules_unmatched"):
+    for key in ("error_overall", "error_mean", "error_max", "retained_mean", "retained_min", "rank_min", "rank_max",
+                "weights_changed", "modules_applied", "modules_unmatched", "modules_rewritten", "modules_kept",
+                "verified"):
         if key in summary:
             value = summary[key]
             out.print(f"  {key.replace('_', ' ')}: {value:.3g}" if isinstance(value, float) else f"  {key.replace('_', ' ')}: {value}")
@@ -189,6 +190,11 @@ def _print_info(d: dict) -> None:
     out.print(f"  modules: {m['total']}  by part {m['by_part']}  by algorithm {m['by_algo']}  k×k convs {m['conv_kxk']}"
               f"  DoRA {m['dora']}")
     out.print(f"  ranks {m['ranks']}  alphas {m['alphas']}")
+    if d["nonfinite"]["tensors"]:
+        console.print(f"  [red]BROKEN: {d['nonfinite']['message']}[/]", soft_wrap=True)
+    for r in d["loaders"].values():
+        state = "[green]exact[/]" if r["exact"] else f"[yellow]not exact[/] ({_loader_why(r)})"
+        out.print(f"  {r['label']}: {state}", soft_wrap=True)
     if m["ignored_count"]:
         out.print(f"  [yellow]{m['ignored_count']} keys of unsupported kinds, e.g. {m['ignored_examples'][:3]}[/]")
     for title, rows in (("training", d["training"]), ("metadata", d["metadata"])):
@@ -204,6 +210,14 @@ def _print_info(d: dict) -> None:
         out.print("  top tags: " + ", ".join(f"{t} ({c})" for t, c in d["dataset"]["tag_frequency_top"]))
     if d["provenance"]:
         out.print(f"  provenance: {json.dumps(d['provenance'], ensure_ascii=False)}")
+
+
+def _loader_why(r: dict) -> str:
+    parts = [f"{n} of {r['modules']} modules: {reason}" for reason, n in r["reasons"].items()]
+    if r["ignored_keys"]:
+        parts.append(f"{r['ignored_keys']} keys of unsupported kinds not loaded")
+    worst = f"; measured on a probe weight, up to {r['error_max']:.0%} off" if r["error_max"] else ""
+    return "; ".join(parts) + worst
 
 
 def card(

@@ -37,8 +37,35 @@ _LEGACY_AT, _LEGACY_LEN = 0x100000, 0x10000
 
 __all__ = [
     "FormatError", "write_lora", "read_lora", "read_metadata", "tensor_hash", "autov2",
-    "sshs_hashes", "edit_metadata", "stringify_metadata", "legacy_model_hash",
+    "sshs_hashes", "edit_metadata", "stringify_metadata", "legacy_model_hash", "nonfinite", "check_finite",
 ]
+
+
+def nonfinite(tensors: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """Tensor name -> how many NaN/Inf values it holds, for the floating tensors that hold any."""
+    bad: dict[str, int] = {}
+    for k, t in tensors.items():
+        if t.is_floating_point():
+            n = int((~torch.isfinite(t)).sum())
+            if n:
+                bad[k] = n
+    return bad
+
+
+def describe_nonfinite(bad: Mapping[str, int], limit: int = 5) -> str:
+    """'3 tensors hold NaN/Inf (12 values): a (4), b (4), ...'."""
+    names = ", ".join(f"{k} ({n})" for k, n in list(bad.items())[:limit])
+    more = f" and {len(bad) - limit} more" if len(bad) > limit else ""
+    return f"{len(bad)} tensor(s) hold NaN/Inf ({sum(bad.values())} values): {names}{more}"
+
+
+def check_finite(where: Path | str, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Refuse tensors holding NaN/Inf, naming the file and the keys (a merge of them would be
+    NaN everywhere, or stop inside the SVD)."""
+    bad = nonfinite(tensors)
+    if bad:
+        raise FormatError(where, describe_nonfinite(bad) + "; the file is broken (training diverged?) "
+                                 "and cannot be used as an input")
 
 
 def stringify_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:

@@ -49,6 +49,7 @@ class CardData:
     grid: str | None = None
     provenance: dict[str, Any] | None = None
     findings: list[str] = field(default_factory=list)  # eval/summary.json "findings" messages (recommended pick)
+    loaders: str | None = None  # which loaders apply the file exactly (merge/compat.loaders_line)
 
 
 def reinforcement_tags(freq: Counter, exclude: set[str], n: int = 8) -> list[str]:
@@ -94,6 +95,8 @@ def _weight_line(card: CardData) -> str:
     rec = card.recommended
     if not rec:
         return "Recommended weight: evaluation was not run (`kiln eval`); start at 1.0 and adjust."
+    if not rec.get("checkpoint"):  # evaluated, and nothing to recommend (e.g. no measured effect)
+        return f"No recommended weight: {rec.get('reason') or 'the evaluation picked none'}"
     parts = [f"Recommended weight: {rec.get('weight', '?')}"]
     if rec.get("checkpoint"):
         parts.append(f"checkpoint {rec['checkpoint']}")
@@ -102,8 +105,8 @@ def _weight_line(card: CardData) -> str:
 
 
 def _alias(card: CardData) -> str:
-    weight = (card.recommended or {}).get("weight", 1.0)
-    return f"<lora:{card.title}:{weight}>"
+    weight = (card.recommended or {}).get("weight")
+    return f"<lora:{card.title}:{1.0 if weight is None else weight}>"
 
 
 def render_markdown(card: CardData) -> str:
@@ -120,6 +123,8 @@ def render_markdown(card: CardData) -> str:
     if card.reinforcement:
         L.append(f"- Reinforcement tags: {', '.join(card.reinforcement)}")
     L += [f"- {_weight_line(card)}", f"- A1111 / Forge: `{_alias(card)}`; ComfyUI: LoraLoader with that strength"]
+    if card.loaders:
+        L.append(f"- Loaders: {card.loaders}")
     if Path(card.lora_file).stem != card.title:  # an epoch checkpoint carries the run's output name
         L.append(f"- Publish `{card.lora_file}`: A1111 calls every checkpoint of this run `{card.title}` "
                  "(their ss_output_name), so keep only this one in your LoRA folder")
@@ -186,6 +191,8 @@ def render_info_txt(card: CardData) -> str:
         L.append("Reinforcement tags: " + ", ".join(card.reinforcement))
     L.append(_weight_line(card).replace("`", ""))
     L.append(f"Usage: {_alias(card)}")
+    if card.loaders:
+        L.append(f"Loaders: {card.loaders}".replace("`", ""))
     if card.findings:
         L.append("Known issues (measured):")
         L += [f"  - {m}" for m in card.findings]

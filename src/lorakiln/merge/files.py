@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 from lorakiln.core.errors import KilnError
-from lorakiln.formats.lora_file import read_lora, tensor_hash
+from lorakiln.formats.lora_file import check_finite, read_lora, tensor_hash
 from lorakiln.formats.lora_model import parse_lora
-from lorakiln.formats.safetensors_io import load_tensor, read_header
+from lorakiln.formats.safetensors_io import FormatError, load_tensor, read_header
 from lorakiln.merge.checkpoint_keys import checkpoint_targets
 from lorakiln.merge.delta import BaseLookup, Source
 
@@ -42,6 +42,7 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 def load_source(path: Path, weight: float = 1.0) -> Source:
     tensors, meta = read_lora(path)
+    check_finite(path, tensors)
     model = parse_lora(tensors, path.name)
     if not model.modules:
         raise KilnError(f"{path}: no LoRA modules found (kohya keys lora_unet_*/lora_te*_ with "
@@ -82,6 +83,8 @@ def checkpoint_lookup(path: Path) -> BaseLookup:
         if t is None:
             return None
         w = load_tensor(Path(path), header, t.key)
+        if w.is_floating_point() and not bool(torch.isfinite(w).all()):
+            raise FormatError(path, f"weight {t.key} holds NaN/Inf; the checkpoint is broken")
         return (w[t.rows] if t.rows else w).to(torch.float32).reshape(t.shape)
 
     return lookup

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import PurePath
 from typing import Any
 
 from lorakiln import __version__
@@ -21,10 +22,67 @@ _ARCH = {
     "sdxl": ("sdxl_base_v1-0", "False", "stable-diffusion-xl-v1-base/lora",
              "https://github.com/Stability-AI/generative-models", "1024x1024"),
 }
-# keys an output inherits from its (first) input when they describe the data, not the tensors
+# keys an output inherits from its input(s) when they describe the data, not the tensors
 INHERITED = ("ss_tag_frequency", "ss_dataset_dirs", "ss_sd_model_name", "ss_sd_model_hash",
              "ss_new_sd_model_hash", "ss_clip_skip", "modelspec.trigger_phrase", "modelspec.encoder_layer",
-             "modelspec.prediction_type", "ss_v_parameterization")
+             "modelspec.prediction_type", "ss_v_parameterization", "lorakiln_trigger")
+# of those, the ones a merge keeps only when every input says the same
+AGREED = ("ss_sd_model_name", "ss_sd_model_hash", "ss_new_sd_model_hash", "ss_clip_skip",
+          "modelspec.encoder_layer", "modelspec.prediction_type", "ss_v_parameterization")
+_PER_INPUT = ("ss_tag_frequency", "ss_dataset_dirs")
+
+
+def modelspec_date(timestamp: float | None = None) -> str:
+    """ISO-8601 with its UTC offset, as ModelSpec asks (kohya: datetime.isoformat())."""
+    when = datetime.now(timezone.utc) if timestamp is None else datetime.fromtimestamp(timestamp, timezone.utc)
+    return when.isoformat(timespec="seconds")
+
+
+def triggers_of(metadata: dict[str, str]) -> list[str]:
+    raw = metadata.get("modelspec.trigger_phrase") or metadata.get("lorakiln_trigger") or ""
+    return [t.strip() for t in raw.split(",") if t.strip()]
+
+
+def _json_dict(value: str | None) -> dict:
+    try:
+        v = json.loads(value or "")
+    except (json.JSONDecodeError, TypeError):
+        return {}
+    return v if isinstance(v, dict) else {}
+
+
+def merged_inherit(inputs: list[tuple[str, dict[str, str]]]) -> tuple[dict[str, str], list[str]]:
+    """What a merge says about its data, from every input (name, metadata): triggers unioned in
+    order; tag frequencies and dataset folders kept per input, each folder prefixed with its
+    input's name ("a/10_kafka"); base model, clip skip and prediction type only where all inputs
+    agree. Returns (metadata, notes on what was left out)."""
+    if len(inputs) == 1:
+        meta = inputs[0][1]
+        return {k: meta[k] for k in INHERITED if k in meta}, []
+    out: dict[str, str] = {}
+    triggers = list(dict.fromkeys(t for _, m in inputs for t in triggers_of(m)))
+    if triggers:
+        out["modelspec.trigger_phrase"] = out["lorakiln_trigger"] = ", ".join(triggers)
+    for key in _PER_INPUT:
+        combined = {f"{PurePath(name).stem}/{folder}": v for name, m in inputs
+                    for folder, v in _json_dict(m.get(key)).items()}
+        if combined:
+            out[key] = json.dumps(combined, ensure_ascii=False)
+    notes = []
+    for key in AGREED:
+        values = {m.get(key) for _, m in inputs}
+        if len(values) == 1 and None not in values:
+            out[key] = values.pop()
+        elif len(values - {None}) > 1:
+            listing = ", ".join(f"{n}: {m.get(key, '-')}" for n, m in inputs)
+            notes.append(f"inputs disagree on {key} ({listing}); left out of the result's metadata")
+    return out, notes
+
+
+def merge_comment(weights: list[tuple[str, float]], how: str) -> str:
+    """ss_training_comment of a merge: every input with its weight, and what was done."""
+    listed = ", ".join(f"{n} x{w:g}" for n, w in weights)
+    return f"merged by lorakiln: {listed}; exact weighted sum of the deltas, {how}"
 
 
 def arch_keys(arch: str, fallback: dict[str, str] | None = None) -> dict[str, str]:
@@ -60,7 +118,7 @@ def lora_metadata(*, arch: str, title: str, dim: int | str, alpha: float | str, 
         "ss_training_comment": comment,
         "modelspec.sai_model_spec": "1.0.1",
         "modelspec.title": title,
-        "modelspec.date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+        "modelspec.date": modelspec_date(),
         PROVENANCE_KEY: provenance_value(provenance),
     })
     if merged_from:

@@ -18,6 +18,7 @@ class ModuleReport:
     retained: float | None = None  # Frobenius share of the spectrum kept
     old_rank: int | None = None
     note: str = ""
+    norm: float | None = None  # ‖exact ΔW‖_F, where an overall error is reported
 
 
 @dataclass

@@ -89,6 +89,21 @@ def _sv_fro(S: torch.Tensor, x: float) -> int:
     return _clip(int(torch.searchsorted(cum, torch.tensor([x * x], dtype=cum.dtype))[0]) + 1, len(S)) + 1
 
 
+@DYNAMIC.register("numerical")
+def _numerical(S: torch.Tensor, tol: float) -> int:
+    """The numerical rank: values above tol · S₀ (no +1; `kiln lora convert`'s exact default)."""
+    return max(1, int((S > S[0] * tol).sum()))
+
+
+def numerical_tolerance(shape: tuple[int, ...]) -> float:
+    """numpy's matrix_rank rule for float32: max dimension · machine epsilon, relative to S₀."""
+    out = int(shape[0])
+    flat = 1
+    for s in shape[1:]:
+        flat *= int(s)
+    return max(out, flat) * float(torch.finfo(torch.float32).eps)
+
+
 def choose_rank(S: torch.Tensor, cap: int, method: str | None = None, param: float | None = None) -> int:
     """The rank to keep: `cap`, or the dynamic rule's pick capped at `cap` (kohya's semantics,
     including its +1). A zero spectrum keeps rank 1. Never more than the values that exist."""

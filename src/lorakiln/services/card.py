@@ -29,6 +29,7 @@ from lorakiln.merge.card import (
     render_markdown,
     settings_that_matter,
 )
+from lorakiln.merge.compat import loader_report, loaders_line
 from lorakiln.merge.info import TRAINING_KEYS, dataset_dirs, tag_frequency
 from lorakiln.merge.metadata import read_provenance
 
@@ -191,6 +192,7 @@ def build_card(lora: Path, project=None, run_dir: Path | None = None, out_dir: P
         settings_trimmed=trimmed, findings=_findings(run_dir),
         hashes={"AutoV3 (A1111 / Civitai)": v3[:12], "AutoV2": autov2(lora), "SHA256 of tensors": v3},
         grid=_grid(run_dir, out_dir or lora.parent), provenance=read_provenance(meta),
+        loaders=loaders_line(loader_report(model)),
     )
 
 

@@ -18,6 +18,8 @@ from lorakiln.core.progress import NullProgress, Progress
 from lorakiln.formats.lora_file import (
     HASH_KEYS,
     autov2,
+    describe_nonfinite,
+    nonfinite,
     edit_metadata,
     read_lora,
     read_metadata,
@@ -30,6 +32,7 @@ from lorakiln.formats.safetensors_io import TensorReader, read_header, write_str
 from lorakiln.merge.arch import check_same_arch, detect_arch
 from lorakiln.merge.bake import bake_bias, bake_tensor, plan_bake
 from lorakiln.merge.checkpoint_keys import checkpoint_targets
+from lorakiln.merge.compat import loader_report, loaders_line
 from lorakiln.merge.combine import RankPolicy, merge_svd
 from lorakiln.merge.concat import merge_concat
 from lorakiln.merge.extract import Extraction, extract_module, finish, wanted
@@ -42,7 +45,16 @@ from lorakiln.merge.files import (
     load_source,
 )
 from lorakiln.merge.info import describe
-from lorakiln.merge.metadata import PROVENANCE_KEY, arch_keys, lora_metadata, provenance_value, same_job
+from lorakiln.merge.metadata import (
+    PROVENANCE_KEY,
+    arch_keys,
+    lora_metadata,
+    merge_comment,
+    merged_inherit,
+    modelspec_date,
+    provenance_value,
+    same_job,
+)
 from lorakiln.merge.report import OpReport
 from lorakiln.merge.resize import resize_comment, resize_model
 
@@ -119,15 +131,39 @@ def merge(inputs: list[tuple[Path, float]], out: Path, *, policy: RankPolicy = R
         else:
             lookup = checkpoint_lookup(Path(base)) if base else None
             tensors, report.modules = merge_svd(sources, policy, dt, lookup, on_module=advance)
+    check_output(out, tensors, dt)
     d, a, cd, ca = dims(tensors)
     dynamic = policy.method is not None and not concat
-    weights = ", ".join(f"{s.name}:{s.weight:g}" for s in sources)
-    how = "concatenated" if concat else f"SVD to rank {policy.rank or 'full'}"
+    inherit, notes = merged_inherit([(s.name, s.metadata) for s in sources if s.weight != 0])
+    report.notes += notes
+    comment = merge_comment([(s.name, s.weight) for s in sources], _how(policy, concat, report))
     meta = lora_metadata(arch=arch, title=out.stem, dim="Dynamic" if dynamic else d, alpha="Dynamic" if dynamic else a,
-                         conv_dim=cd, conv_alpha=ca, comment=f"merged by lorakiln: {weights} ({how})",
-                         provenance=prov, merged_from=[s.name for s in sources], inherit=sources[0].metadata)
+                         conv_dim=cd, conv_alpha=ca, comment=comment,
+                         provenance=prov, merged_from=[s.name for s in sources], inherit=inherit)
     write_lora(out, tensors, meta)
     return report
+
+
+def _how(policy: RankPolicy, concat: bool, report: OpReport) -> str:
+    """The true account of what a merge did, for its ss_training_comment."""
+    if concat:
+        return "ranks concatenated (no approximation)"
+    ranks = [m.rank for m in report.modules if m.rank is not None]
+    span = f"ranks {min(ranks)}-{max(ranks)}" if ranks and min(ranks) != max(ranks) else f"rank {ranks[0] if ranks else 0}"
+    if policy.method:
+        cap = f", capped at {policy.rank}" if policy.rank else ""
+        return f"refactored by SVD with rank per module by {policy.method} {policy.param:g}{cap} ({span})"
+    if policy.rank:
+        return f"refactored by SVD to rank {policy.rank} ({span})"
+    return f"refactored by SVD keeping every direction, exact ({span})"
+
+
+def check_output(out: Path, tensors: dict[str, torch.Tensor], dtype: torch.dtype) -> None:
+    """Refuse to write a result holding NaN/Inf (e.g. values beyond fp16's range)."""
+    bad = nonfinite(tensors)
+    if bad:
+        raise KilnError(f"{out}: not written: in {dtype_name(dtype)} the result's {describe_nonfinite(bad)}; "
+                        "use --dtype bf16 or fp32")
 
 
 def resize(path: Path, out: Path, policy: RankPolicy, *, dtype: torch.dtype | None = None,
@@ -149,6 +185,7 @@ def resize(path: Path, out: Path, policy: RankPolicy, *, dtype: torch.dtype | No
     with progress.task(f"resize -> {out.name}", total=len(src.model.modules)) as task:
         tensors, report.modules = resize_model(src.model, policy, dt, src.name, lookup,
                                                on_module=lambda r: task.advance(1, kept=r.retained))
+    check_output(out, tensors, dt)
     d, a, cd, ca = dims(tensors)
     old_dim = src.metadata.get("ss_network_dim") or str(max((m.rank or 0) for m in src.model.modules.values()))
     meta = {k: v for k, v in src.metadata.items() if k not in HASH_KEYS and k != PROVENANCE_KEY}
@@ -163,6 +200,9 @@ def resize(path: Path, out: Path, policy: RankPolicy, *, dtype: torch.dtype | No
                 "ss_training_comment", PROVENANCE_KEY):
         meta[key] = fresh[key]
     meta.setdefault("ss_output_name", out.stem)
+    meta.setdefault("modelspec.title", meta["ss_output_name"])
+    meta.setdefault("modelspec.sai_model_spec", "1.0.1")
+    meta["modelspec.date"] = fresh["modelspec.date"]  # this file's date, not the input's
     write_lora(out, tensors, meta)
     return report
 
@@ -193,6 +233,10 @@ def extract(tuned: Path, base: Path, out: Path, policy: RankPolicy, *, min_diff:
             (progress or NullProgress()).task(f"extract -> {out.name}", total=len(chosen)) as task:
         for t in sorted(chosen, key=lambda t: t.key):
             a, b = ft.get(t.key), fb.get(t.key)
+            for path, w in ((tuned, a), (base, b)):
+                if w.is_floating_point() and not bool(torch.isfinite(w).all()):
+                    raise KilnError(f"{path}: weight {t.key} holds {int((~torch.isfinite(w)).sum())} NaN/Inf "
+                                    "values; the checkpoint is broken and cannot be extracted from")
             extract_module(ex, t, a[t.rows] if t.rows else a, b[t.rows] if t.rows else b, policy, dtype)
             task.advance(1)
     tensors, report.modules, te_kept = finish(ex, min_diff)
@@ -203,6 +247,7 @@ def extract(tuned: Path, base: Path, out: Path, policy: RankPolicy, *, min_diff:
                             "extracted the U-Net only")
     if ex.unchanged:
         report.notes.append(f"{ex.unchanged} weight(s) identical in both checkpoints: left out")
+    check_output(out, tensors, dtype)
     d, a, cd, ca = dims(tensors)
     meta = lora_metadata(arch=arch, title=out.stem, dim=d, alpha=a, conv_dim=cd, conv_alpha=ca,
                          comment=f"extracted by lorakiln from {tuned.name} - {base.name}", provenance=prov)
@@ -234,16 +279,17 @@ def bake(base: Path, inputs: list[tuple[Path, float]], out: Path, *, force: bool
         return report
     order = sorted(header.tensors, key=lambda k: header.tensors[k].start)
     specs = [(k, ST_DTYPES[header.tensors[k].dtype], header.tensors[k].shape) for k in order]
-    meta = {**header.metadata, PROVENANCE_KEY: provenance_value(prov)}
+    meta = {k: v for k, v in header.metadata.items() if k not in HASH_KEYS}  # the base's hashes are not ours
+    meta.update({PROVENANCE_KEY: provenance_value(prov), "modelspec.title": out.stem, "modelspec.date": modelspec_date()})
     with TensorReader(base, header) as fh, \
             (progress or NullProgress()).task(f"bake -> {out.name}", total=len(order)) as task:
         def tensors():
             for k in order:
                 t = fh.get(k)
                 if k in plan.weights:
-                    t = bake_tensor(t, plan.weights[k])
+                    t = _finite(out, k, bake_tensor(t, plan.weights[k]))
                 elif k in plan.biases:
-                    t = bake_bias(t, plan.biases[k])
+                    t = _finite(out, k, bake_bias(t, plan.biases[k]))
                 task.advance(1)
                 yield t
 
@@ -251,12 +297,24 @@ def bake(base: Path, inputs: list[tuple[Path, float]], out: Path, *, force: bool
     return report
 
 
+def _finite(out: Path, key: str, t: torch.Tensor) -> torch.Tensor:
+    if not bool(torch.isfinite(t).all()):
+        raise KilnError(f"{out}: not written: baked weight {key} holds NaN/Inf in the checkpoint's dtype "
+                        "(the LoRA weights are too large for it?)")
+    return t
+
 
 def info(path: Path, top: int = 20) -> dict[str, Any]:
     """`kiln info`: the file described, with its hashes (AutoV3 12-hex as A1111 shows it, AutoV2)."""
     path = Path(path)
     tensors, meta = read_lora(path)
-    desc = describe(parse_lora(tensors, path.name), meta, top)
+    model = parse_lora(tensors, path.name)
+    desc = describe(model, meta, top)
+    bad = nonfinite(tensors)
+    desc["nonfinite"] = {"tensors": len(bad), "values": sum(bad.values()), "keys": dict(list(bad.items())[:20]),
+                         "message": describe_nonfinite(bad) if bad else None}
+    desc["loaders"] = loader_report(model) if not bad else {}
+    desc["loaders_line"] = loaders_line(desc["loaders"]) if not bad else None
     v3 = tensor_hash(path)
     stored = meta.get("sshs_model_hash")
     desc["file"] = {"name": path.name, "bytes": path.stat().st_size}

@@ -15,6 +15,7 @@ from typing import Mapping
 
 import torch
 
+from lorakiln.merge.metadata import modelspec_date
 from lorakiln.train.network import merged_weight
 
 
@@ -82,6 +83,9 @@ def baked_metadata(metadata: Mapping[str, str], rank: int, conv: bool = False) -
     if not args:
         meta.pop("ss_network_args")
     meta["ss_training_comment"] = (meta.get("ss_training_comment", "") + f" [DoRA baked to rank {rank} LoRA]").strip()
+    meta.setdefault("modelspec.title", meta.get("ss_output_name") or "LoRA")
+    meta.setdefault("modelspec.sai_model_spec", "1.0.1")
+    meta["modelspec.date"] = modelspec_date()  # this file's date, not the source's
     return meta
 
 

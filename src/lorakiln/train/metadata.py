@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import PurePath
 from typing import Any
 
 from lorakiln import __version__
+from lorakiln.merge.metadata import modelspec_date
 from lorakiln.train.caption_proc import tag_counts
 
 
@@ -92,6 +92,14 @@ def _b(v: Any) -> str:
     return str(bool(v))
 
 
+def modelspec_identity(facts: RunFacts) -> dict[str, str]:
+    """The ModelSpec MUST/SHOULD keys kohya always writes: title (the output name, as sd-scripts
+    does without --metadata_title) and date (ISO-8601 with UTC offset, the run's start), plus the
+    spec version, so every file kiln train writes carries them whatever network wrote the rest."""
+    return {"modelspec.sai_model_spec": "1.0.1", "modelspec.title": facts.output_name,
+            "modelspec.date": modelspec_date(facts.started_at)}
+
+
 def training_metadata(cfg, facts: RunFacts, data: DataSummary, *, epoch: int, step: int,
                       finished_at: float | None = None) -> dict[str, str]:
     """ss_* / modelspec.* / lorakiln_* keys for one saved file (cfg: TrainConfig)."""
@@ -131,8 +139,8 @@ def training_metadata(cfg, facts: RunFacts, data: DataSummary, *, epoch: int, st
         "ss_zero_terminal_snr": _b(loss.zero_terminal_snr), "ss_prior_loss_weight": loss.prior_loss_weight,
         "ss_sd_model_name": base.get("name"), "ss_sd_model_hash": base.get("legacy_hash"),
         "ss_new_sd_model_hash": base.get("sha256"), "ss_vae_name": base.get("vae"),
-        "modelspec.title": facts.output_name, "modelspec.resolution": "x".join(map(str, facts.resolution)), "modelspec.trigger_phrase": ", ".join(facts.trigger),
-        "modelspec.date": datetime.fromtimestamp(facts.started_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+        **modelspec_identity(facts), "modelspec.resolution": "x".join(map(str, facts.resolution)),
+        "modelspec.trigger_phrase": ", ".join(facts.trigger),
         "lorakiln_version": __version__, "lorakiln_run_id": facts.run_id,
         "lorakiln_dataset_hash": facts.dataset_hash, "lorakiln_config_hash": facts.config_hash,
         "lorakiln_base_model_sha256": base.get("sha256"), "lorakiln_trigger": ", ".join(facts.trigger),
