@@ -3,6 +3,8 @@
 A tag is suggested as a fixed feature when it belongs to a feature group (hair colour, eye
 colour, species, ...) and appears in at least `threshold` of the images (CyberHarem's rule,
 35 % by default): a hat worn in every picture is part of the character, a hat worn once is not.
+The special tags an order style adds (score_9, source_anime, quality, rating, year) are never
+suggested: they are in every caption on purpose and `kiln caption order` puts them back.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Iterable, Mapping
 
 from lorakiln.captions.freq import TagCount
 from lorakiln.captions.model import tag_key
+from lorakiln.captions.order import SPECIAL_TAGS
 from lorakiln.core.errors import ConfigError, KilnError
 
 DATA_FILE = "feature_tags.toml"
+SPECIAL_REASON = "special tag of the base model, added by `kiln caption order`: keep it"
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,9 @@ def suggest_core(
         features.check_names(groups)
     out = []
     for c in counts:
+        if tag_key(c.tag) in SPECIAL_TAGS:
+            out.append(CoreSuggestion(c.tag, c.count, c.share, None, False, SPECIAL_REASON))
+            continue
         g = features.group_of(c.tag, categories.get(tag_key(c.tag)), groups)
         core = g is not None and c.share >= threshold
         out.append(CoreSuggestion(c.tag, c.count, c.share, g.label if g else None, core, _reason(g, c.share, threshold)))
