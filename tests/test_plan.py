@@ -132,7 +132,7 @@ def test_small_multi_subset_dataset_is_scaled_up_to_the_table():
 def test_user_fixed_epochs_and_target():
     plan = make_plan(PlanInputs({"main": 40}, "sd15", 2), PlanConfig(epochs=7, images_per_epoch=400))
     assert plan.epochs == 7 and plan.repeats == {"main": 10}
-    assert any("set by you" in s.rule for s in plan.lines)
+    assert any(s.rule == "[plan].epochs" for s in plan.lines)  # no source claimed when none is known
 
 
 def test_adaptive_optimizer_keeps_its_lr():

@@ -78,12 +78,14 @@ def _plan_folder(folder: Path, cli: dict, batch_size: int | None, project_opt):
         cfg, train = proj.resolve("plan", cli), proj.resolve("train")
         base = train.base or proj.info.base
         return svc.plan_folder(folder, cfg, arch=svc.base_arch(base, cfg.family), base=base,
-                               batch_size=batch_size or train.train_batch_size, optimizer=train.optimizer.optimizer)
+                               batch_size=batch_size or train.train_batch_size, optimizer=train.optimizer.optimizer,
+                               back_limit=proj.resolve("doctor").max_back_share, sources=svc.plan_sources(proj, cli))
     from lorakiln.config.plan import PlanConfig
     from lorakiln.config.resolve import resolve_section
 
     cfg = resolve_section(PlanConfig, name="plan", cli=cli, source="command line")
-    return svc.plan_folder(folder, cfg, arch=cfg.family, batch_size=batch_size or svc.default_batch_size())
+    return svc.plan_folder(folder, cfg, arch=cfg.family, batch_size=batch_size or svc.default_batch_size(),
+                           sources=svc.plan_sources(None, cli))
 
 
 def _print_plan(outcome) -> None:

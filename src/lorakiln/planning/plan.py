@@ -5,7 +5,7 @@ Pure: counts and settings in, a Plan out. The service decides what gets written 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lorakiln.config.plan import PlanConfig
 from lorakiln.core.errors import KilnError
@@ -24,6 +24,12 @@ class PlanInputs:
     batch_size: int = 1
     optimizer: str | None = None
     views: ViewCap | None = None  # back views per subset and doctor's limit on their share
+    sources: dict[str, str] = field(default_factory=dict)  # [plan] field -> where its value came from
+
+    def origin(self, key: str) -> str:
+        """`[plan].epochs from preset tiny-sdxl`: the setting and the layer that set it."""
+        where = self.sources.get(key)
+        return f"[plan].{key} from {where}" if where else f"[plan].{key}"
 
 
 @dataclass
@@ -57,7 +63,7 @@ def make_plan(inp: PlanInputs, cfg: PlanConfig) -> Plan:
     if inp.batch_size < 1:
         raise KilnError(f"batch size must be at least 1 (got {inp.batch_size})")
     lines: list[Step] = []
-    name, why = _pick_schedule(cfg, inp.arch, len(counts))
+    name, why = _pick_schedule(cfg, inp, len(counts))
     sched = SCHEDULES.get(name)
     lines.append(Step("schedule", name, sched.source, why))
     if sched.arch and sched.arch != inp.arch:
@@ -72,7 +78,7 @@ def make_plan(inp: PlanInputs, cfg: PlanConfig) -> Plan:
     repeats, balance_lines = balance(counts, weights, accept)
     if len(counts) > 1:
         lines += view_lines + balance_lines
-    k, k_lines = _factor(sched, cfg, counts, repeats)
+    k, k_lines = _factor(sched, cfg, counts, repeats, inp)
     lines += k_lines
     repeats = {s: r * k for s, r in repeats.items()}
     for s, r in repeats.items():
@@ -82,7 +88,7 @@ def make_plan(inp: PlanInputs, cfg: PlanConfig) -> Plan:
 
     back_share = _back_share(inp.views, counts, repeats, cfg.weights, lines, notes)
 
-    epochs, e_step = _epochs(sched, cfg, t, sum(counts.values()), inp.batch_size)
+    epochs, e_step = _epochs(sched, cfg, t, sum(counts.values()), inp)
     lines.append(e_step)
     per_epoch, total, s_text = steps_for(t, epochs, inp.batch_size)
     lines.append(Step("steps", total, "images x repeats x epochs / batch size", s_text))
@@ -122,20 +128,21 @@ def _over_limit(cap: ViewCap, counts, repeats, user_weights, share: float) -> st
                    "`kiln plan` then keeps that subset under the limit")
 
 
-def _pick_schedule(cfg: PlanConfig, arch: str, n_subsets: int) -> tuple[str, str]:
+def _pick_schedule(cfg: PlanConfig, inp: PlanInputs, n_subsets: int) -> tuple[str, str]:
     if cfg.schedule != "auto":
-        return cfg.schedule, f"[plan].schedule = {cfg.schedule}"
-    return auto_schedule(arch, n_subsets)
+        return cfg.schedule, f"{inp.origin('schedule')} = {cfg.schedule}"
+    return auto_schedule(inp.arch, n_subsets)
 
 
-def _factor(sched, cfg: PlanConfig, counts: dict[str, int], repeats: dict[str, int]) -> tuple[int, list[Step]]:
+def _factor(sched, cfg: PlanConfig, counts: dict[str, int], repeats: dict[str, int],
+            inp: PlanInputs) -> tuple[int, list[Step]]:
     """Scale the balanced repeats so the images seen per epoch reach the schedule's target."""
     t_bal = images_per_epoch(counts, repeats)
     if sched.fixed_factor and not cfg.images_per_epoch:
         k = sched.fixed_factor
         return k, [Step("repeat factor", k, sched.source, f"{k} repeats for the largest subset: x {k}")]
     if cfg.images_per_epoch:
-        target, rule, how = float(cfg.images_per_epoch), "[plan].images_per_epoch (set by you)", str(cfg.images_per_epoch)
+        target, rule, how = float(cfg.images_per_epoch), inp.origin("images_per_epoch"), str(cfg.images_per_epoch)
     else:
         target, how = sched.target(sum(counts.values()), cfg.lookup)
         rule, how = sched.source, f"{sum(counts.values())} images in all; {how}"
@@ -144,10 +151,10 @@ def _factor(sched, cfg: PlanConfig, counts: dict[str, int], repeats: dict[str, i
                Step("repeat factor", k, "scale the balanced repeats up to the target", text)]
 
 
-def _epochs(sched, cfg: PlanConfig, t: int, images: int, batch: int) -> tuple[int, Step]:
+def _epochs(sched, cfg: PlanConfig, t: int, images: int, inp: PlanInputs) -> tuple[int, Step]:
     if cfg.epochs:
-        return cfg.epochs, Step("epochs", cfg.epochs, "[plan].epochs (set by you)", str(cfg.epochs))
-    e, text = sched.epochs(t, images, batch, cfg.lookup)
+        return cfg.epochs, Step("epochs", cfg.epochs, inp.origin("epochs"), str(cfg.epochs))
+    e, text = sched.epochs(t, images, inp.batch_size, cfg.lookup)
     return e, Step("epochs", e, sched.source, text)
 
 
@@ -163,4 +170,4 @@ def _learning_rates(plan: Plan, inp: PlanInputs, cfg: PlanConfig) -> None:
     plan.unet_lr, step = lrmod.lr_from_strength(cfg.strength, plan.counts, plan.repeats, plan.epochs, cfg.lr_digits)
     plan.lines.append(step)
     plan.text_encoder_lr, step = lrmod.te_lr(plan.unet_lr, cfg.te_ratio, cfg.lr_digits)
-    plan.lines.append(step)
+    plan.lines.append(replace(step, rule=f"{step.rule}; ratio {inp.origin('te_ratio')}") if "te_ratio" in inp.sources else step)

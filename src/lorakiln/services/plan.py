@@ -135,17 +135,19 @@ def plan_project(project: Project, cli: Mapping[str, Any] | None = None, *, batc
     arch = _arch_or_fail(base_arch(train.base or project.info.base, cfg.family), train.base or project.info.base)
     items = project_items(project) if items is None else items
     inputs = PlanInputs(manifest_counts(project), arch, batch_size or train.train_batch_size,
-                        train.optimizer.optimizer, view_cap(items, _doctor_limit(project)))
+                        train.optimizer.optimizer, view_cap(items, _doctor_limit(project)), plan_sources(project, cli))
     plan = make_plan(inputs, cfg)
     changes = _changes(project, plan, force, batch_size is not None)
     kept = next((c for c in changes if c.key == "train.max_train_epochs" and c.status == "kept"), None)
     if kept is not None and isinstance(kept.old, int) and kept.old >= 1:
         # training will run the hand-edited epochs: steps and seed 003's L = S / (R x E x I) must use them
+        inputs.sources["epochs"] = "train.max_train_epochs in project.toml (changed since the last plan)"
         plan = make_plan(inputs, cfg.model_copy(update={"epochs": kept.old}))
         plan.notes.append(f"train.max_train_epochs = {kept.old} was edited by hand and is kept: steps and "
                           f"learning rate use it (the table says {kept.new}; --force writes that instead)")
         changes = [kept if c.key == kept.key else c for c in _changes(project, plan, force, batch_size is not None)]
     outcome = PlanOutcome(plan, changes)
+    plan.notes += _overridden(changes)
     if not dry_run:
         todo = {c.path: c.new for c in outcome.changes if c.status == "set"}
         if todo:
@@ -155,8 +157,27 @@ def plan_project(project: Project, cli: Mapping[str, Any] | None = None, *, batc
     return outcome
 
 
+def plan_sources(project: Project | None, cli: Mapping[str, Any] | None) -> dict[str, str]:
+    """Where each [plan] value came from, resolved as `kiln config show` resolves it, plus the command line."""
+    out: dict[str, str] = {}
+    if project is not None:
+        from lorakiln.services.config_show import show_section
+
+        preset = ((project.preset().get("preset") or {}).get("name")) or "of the base model"
+        names = {"preset": f"preset {preset}", "project.toml": f"project.toml ({project.config_path})"}
+        for key, _value, source in show_section(project, "plan"):
+            field = key.split(".")[0]
+            if source == "env":
+                out[field] = f"the environment (KILN_PLAN__{field.upper()})"
+            elif source in names:
+                out[field] = names[source]
+    out.update({k: "the command line" for k, v in (cli or {}).items() if v is not None})
+    return out
+
+
 def plan_folder(folder: Path, cfg: PlanConfig, *, arch: str | None, batch_size: int,
-                optimizer: str | None = None, base: str | None = None, back_limit: float | None = None) -> PlanOutcome:
+                optimizer: str | None = None, base: str | None = None, back_limit: float | None = None,
+                sources: Mapping[str, str] | None = None) -> PlanOutcome:
     """Plan for a kohya folder (no project): the result is printed, folders are never renamed.
 
     `back_limit`: doctor's limit on the back-view share (default: [doctor]'s default)."""
@@ -166,7 +187,7 @@ def plan_folder(folder: Path, cfg: PlanConfig, *, arch: str | None, batch_size: 
     counts, dirs = folder_counts(folder)
     limit = DoctorConfig().max_back_share if back_limit is None else back_limit
     views = view_cap(folder_items(Path(folder))[0], limit)
-    plan = make_plan(PlanInputs(counts, _arch_or_fail(arch, base), batch_size, optimizer, views), cfg)
+    plan = make_plan(PlanInputs(counts, _arch_or_fail(arch, base), batch_size, optimizer, views, dict(sources or {})), cfg)
     renames = [(dirs[s], f"{r}_{s}") for s, r in plan.repeats.items() if dirs[s] != f"{r}_{s}"]
     return PlanOutcome(plan, renames=renames)
 
@@ -199,6 +220,19 @@ def _changes(project: Project, plan: Plan, force: bool, batch_given: bool) -> li
             status = "kept"
         changes.append(Change(path, old, new, status))
     return changes
+
+
+def _overridden(changes: list[Change]) -> list[str]:
+    """Values the plan writes into project.toml that a KILN_* variable overrides when training runs."""
+    from lorakiln.config.resolve import env_variables
+
+    notes = []
+    for c in changes:
+        for var, (path, _value) in env_variables(c.path[0]).items():
+            if c.path[1:len(path) + 1] == path[:len(c.path) - 1]:
+                notes.append(f"{var} is set: it overrides {c.key} from project.toml, so training will not use "
+                             "the planned value (unset it to use the plan)")
+    return notes
 
 
 def _last_written(project: Project) -> dict[str, Any]:
