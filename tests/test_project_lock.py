@@ -154,3 +154,22 @@ def test_lock_is_reentrant_in_one_process(tmp_path):
             assert lock.holds(tmp_path)
         assert lock.holds(tmp_path)
     assert not lock.holds(tmp_path)
+
+
+def test_a_run_is_continued_by_one_process_only(cli, tmp_path):
+    """Two `kiln train` of the same config would both continue the same unfinished run."""
+    from test_train_cli import _project
+
+    proj = _project(tmp_path, cli)
+    code, out = cli("train", "--epochs", "1", "--max-steps", "1", "--batch-size", "2", "--dim", "2", cwd=proj)
+    assert code == 0, out
+    run = next((proj / "runs").iterdir())
+    holder = hold(run)
+    try:
+        code, out = cli("train", "--resume", "--max-steps", "2", cwd=proj)
+        assert code == 1 and "is training this run" in out and f"pid {holder.pid}" in out
+    finally:
+        holder.kill()
+        holder.wait()
+    code, out = cli("train", "--resume", "--max-steps", "2", cwd=proj)
+    assert code == 0, out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
@@ -65,7 +64,7 @@ def hold_project(root: Path) -> None:
 
     if lock.holds(root):
         return
-    lock.acquire(root, command_line(), wait=_wait_for_lock, on_wait=_say_waiting)
+    lock.acquire(root, lock.this_command(), wait=_wait_for_lock, on_wait=_say_waiting)
     _locked.append(root)
     for line in finish_interrupted(root):
         console.print(f"[yellow]{escape(line)}[/]")
@@ -77,12 +76,6 @@ def release_projects() -> None:
 
     while _locked:
         lock.release(_locked.pop())
-
-
-def command_line() -> str:
-    """`kiln caption replace a b`, shortened: what a second writer is told is running."""
-    text = " ".join(["kiln", *sys.argv[1:]])
-    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _say_waiting(holder) -> None:

@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,13 +36,21 @@ class Holder:
         return f"`{self.command}` (pid {self.pid}{where}, since {self.since})"
 
 
+PROJECT_HINT = ("is writing this project; wait for it to finish, or rerun with `kiln --wait ...` to start "
+                "when it does (read-only commands such as `kiln status` work meanwhile)")
+
+
 class ProjectBusy(KilnError):
-    def __init__(self, root: Path, holder: Holder | None):
+    def __init__(self, root: Path, holder: Holder | None, hint: str = PROJECT_HINT):
         self.holder = holder
         who = holder.describe() if holder else "another kiln process"
-        super().__init__(
-            f"{root}: {who} is writing this project; wait for it to finish, or rerun with "
-            f"`kiln --wait ...` to start when it does (read-only commands such as `kiln status` work meanwhile)")
+        super().__init__(f"{root}: {who} {hint}")
+
+
+def this_command() -> str:
+    """`kiln caption replace a b`, shortened: what a second writer is told is running."""
+    text = " ".join(["kiln", *sys.argv[1:]])
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 _held: dict[Path, "_Held"] = {}
@@ -77,7 +86,8 @@ def current_holder(root: Path) -> Holder | None:
 
 
 def acquire(root: Path, command: str, wait: float = 0.0,
-            on_wait: Callable[[Holder | None], None] | None = None, poll: float = 0.2) -> None:
+            on_wait: Callable[[Holder | None], None] | None = None, poll: float = 0.2,
+            hint: str = PROJECT_HINT) -> None:
     """Take the project's lock for this process, waiting up to `wait` seconds (inf: forever)."""
     key = Path(root).resolve()
     if key in _held:
@@ -89,7 +99,7 @@ def acquire(root: Path, command: str, wait: float = 0.0,
     while not _try_lock(fd):
         if time.monotonic() >= deadline:
             os.close(fd)
-            raise ProjectBusy(key, read_holder(key))
+            raise ProjectBusy(key, read_holder(key), hint)
         if on_wait and not told:
             on_wait(read_holder(key))
             told = True
@@ -116,11 +126,11 @@ def holds(root: Path) -> bool:
 class project_lock:
     """`with project_lock(root, "kiln tag"):` the body runs as the project's only writer."""
 
-    def __init__(self, root: Path, command: str, wait: float = 0.0, on_wait=None):
-        self.root, self.command, self.wait, self.on_wait = Path(root), command, wait, on_wait
+    def __init__(self, root: Path, command: str, wait: float = 0.0, on_wait=None, hint: str = PROJECT_HINT):
+        self.root, self.command, self.wait, self.on_wait, self.hint = Path(root), command, wait, on_wait, hint
 
     def __enter__(self) -> "project_lock":
-        acquire(self.root, self.command, self.wait, self.on_wait)
+        acquire(self.root, self.command, self.wait, self.on_wait, hint=self.hint)
         return self
 
     def __exit__(self, *exc) -> None:

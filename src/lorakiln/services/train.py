@@ -10,6 +10,7 @@ continued automatically, and --resume RUN continues a given run with its own sav
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,12 +19,13 @@ from pydantic import ValidationError
 
 from lorakiln.config.resolve import deep_merge
 from lorakiln.config.train import TrainConfig
+from lorakiln.core import lock
 from lorakiln.core.errors import ConfigError, KilnError
 from lorakiln.core.hashing import text_hash
 from lorakiln.core.progress import Progress
 from lorakiln.train import dryrun
 from lorakiln.train.buckets import bucket_info, bucket_resolutions, choose_bucket, resolve_spec
-from lorakiln.train.data import DatasetSpec, ScannedDataset, folder_subsets, scan_dataset
+from lorakiln.train.data import DatasetSpec, ScannedDataset, apply_overrides, folder_subsets, scan_dataset
 from lorakiln.train.dataset_toml import load_dataset_toml
 from lorakiln.train.metadata import DataSummary, summarize
 from lorakiln.train.run import RunDir, all_runs, find_run
@@ -191,6 +193,9 @@ def dataset_specs(req: TrainRequest, notes: list[str]) -> list[DatasetSpec]:
     cfg = req.cfg
     d = cfg.data
     if d.dataset_config:
+        if d.subsets:
+            notes.append("[train.data.subsets] is not applied with a dataset_config: its [[datasets.subsets]] "
+                         "tables hold the per-subset options")
         return load_dataset_toml(Path(d.dataset_config), _subset_defaults(req, True), cfg.buckets,
                                  cfg.train_batch_size, notes)
     external = d.train_data_dir is not None
@@ -204,6 +209,7 @@ def dataset_specs(req: TrainRequest, notes: list[str]) -> list[DatasetSpec]:
     if d.reg_data_dir:
         subsets += folder_subsets(Path(d.reg_data_dir), opts, is_reg=True, default_repeats=d.default_repeats,
                                   notes=notes)
+    apply_overrides(subsets, d.subsets, notes)
     return [DatasetSpec(subsets, cfg.buckets, cfg.train_batch_size)]
 
 
@@ -328,7 +334,13 @@ def run_training(plan: TrainPlan, progress: Progress, *, resume_run: RunDir | No
         resume_run = found
     from lorakiln.services.train_runner import execute
 
-    return execute(plan, progress, resume_run)
+    if resume_run is None or os.environ.get("RANK", "0") != "0":  # accelerate's other ranks share the run
+        return execute(plan, progress, resume_run)
+    with lock.project_lock(resume_run.root, lock.this_command(), hint=RUN_BUSY):  # never two at once
+        return execute(plan, progress, resume_run)
+
+
+RUN_BUSY = "is training this run; let it finish, or stop it before continuing the run"
 
 
 def _final(run: RunDir, plan: TrainPlan) -> Path | None:
