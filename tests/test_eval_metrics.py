@@ -132,8 +132,8 @@ def test_recommend_f_beta_and_reason():
     b = Candidate("k-000004.safetensors", 4, 0.8, {"fidelity": 0.80, "adherence": 0.7, "outfit_lockin": 0.1})
     c = Candidate("k-000002.safetensors", 2, 1.0, {"fidelity": 0.30, "adherence": 0.9, "outfit_lockin": 0.0})
     rec = recommend([a, b, c], beta=2.0)
-    # flex parts: a (0.2 + 0.4)/2 = .3, b (.7 + .9)/2 = .8, c .95
-    assert a.flex == pytest.approx(0.3) and b.flex == pytest.approx(0.8)
+    # versatility parts: a (0.2 + 0.4)/2 = .3, b (.7 + .9)/2 = .8, c .95
+    assert a.versatility == pytest.approx(0.3) and b.versatility == pytest.approx(0.8)
     assert a.score == pytest.approx(f_beta(0.95, 0.3, 2.0)) and b.score == pytest.approx(f_beta(0.8, 0.8, 2.0))
     assert (rec.checkpoint, rec.weight) == ("k-000004.safetensors", 0.8)
     assert "k-000004.safetensors @ 0.8" in rec.reason and "more faithful" in rec.reason

@@ -1,6 +1,7 @@
 """`kiln runs list` / `kiln runs compare`: settings, dataset and eval differences between iterations."""
 
 import json
+import re
 
 import torch
 
@@ -71,5 +72,14 @@ def test_runs_compare_and_list(cli, tmp_path):
 
 def test_svg_chart_draws_each_series_and_the_base_line():
     svg = svg_chart("Fidelity", {"weight 0.8": [(0, 0.5), (1, 0.7)], "weight 1": [(0, 0.6), (1, 0.9)]}, 0.1)
-    assert svg.count("<polyline") == 2 and "stroke-dasharray" in svg and svg.count("<circle") == 4
+    assert svg.count("<polyline") == 2 and "base model 0.100" in svg
+    assert svg.count("<title>weight 0.8: ") == 2 and svg.count("<title>weight 1: ") == 2
+    # overlapping lines stay visible: each series has its own dash pattern and marker shape
+    lines = re.findall(r"<polyline [^>]*>", svg)
+    assert "stroke-dasharray" not in lines[0] and 'stroke-dasharray="6 3"' in lines[1]
+    assert "<circle" in svg and "<rect" in svg
+    labelled = svg_chart("Fidelity", {"weight 1": [(0, 0.5), (1, 0.7)]}, x_labels=["epoch 2", "final"],
+                         y_title="fidelity (higher is better)")
+    assert 'class="x-title"' in labelled and ">checkpoint</text>" in labelled
+    assert ">fidelity (higher is better)</text>" in labelled and ">epoch 2</text>" in labelled
     assert svg_chart("empty", {}) == ""

@@ -65,8 +65,10 @@ def test_eval_end_to_end(cli, proj):
         ("kiln-000002.safetensors", 0.5), ("kiln-000002.safetensors", 1.0)]
     cand = metrics["candidates"][0]["metrics"]
     assert set(cand) == set(METRICS.names())
-    for name in ("fidelity", "flexibility", "adherence", "view_bias", "outfit_lockin", "style_bleed"):
+    for name in ("adherence", "view_bias", "outfit_lockin", "style_bleed", "effect"):
         assert cand[name]["value"] is not None, (name, cand[name]["note"])
+    for name in ("fidelity", "flexibility"):  # the tiny CCIP sees mean colours: it may not separate
+        assert cand[name]["value"] is not None or cand[name]["note"].startswith("cannot measure"), cand[name]
     assert metrics["base"]["metrics"]["style_bleed"]["value"] == 0.0  # the base against itself
     page = _Html()
     page.feed((out / "report.html").read_text())

@@ -183,6 +183,8 @@ def evaluate(
         console.print(f"[yellow]note:[/] {escape(n)}")
     if rec.get("checkpoint"):
         out.print(f"[bold green]recommended:[/] {rec['checkpoint']} at weight {rec['weight']:g}")
+    else:
+        out.print("[bold]no recommendation[/]")
     out.print(escape(rec.get("reason", "")))
     for f in res.doc.get("findings", []):
         out.print(f"[yellow]- {escape(f['message'])}[/]")

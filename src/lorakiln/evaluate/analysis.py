@@ -1,6 +1,7 @@
 """Pictures -> numbers, cached beside each picture (`<picture>.json`), so a rerun only analyses what is new.
 
-Per picture: the style descriptor and background energy (always), the character features of
+Per picture: the style descriptor, background energy and a 32x32 pixel thumbnail (always; the
+thumbnail says whether a LoRA changed the picture at all), the character features of
 the chosen backend (keyed by its id), and the tagger's probabilities (keyed by its name,
 probabilities >= TAG_FLOOR). A sidecar is rewritten atomically after each batch.
 """
@@ -60,7 +61,8 @@ def _read(path: Path) -> dict:
 
 def missing(doc: dict, backend: Backend | None, tagger: TaggerHandle | None) -> set[str]:
     need = set()
-    if (doc.get("style") or {}).get("version") != descriptor.VERSION:
+    style = doc.get("style") or {}
+    if style.get("version") != descriptor.VERSION or "pixels" not in style:
         need.add("style")
     if backend is not None and backend.id not in (doc.get("features") or {}):
         need.add("features")
@@ -74,7 +76,8 @@ def _fill(docs: list[dict], images: list[Image.Image], need: set[str], backend: 
     if "style" in need:
         for d, im in zip(docs, images):
             d["style"] = {"version": descriptor.VERSION, "vector": descriptor.describe(im).round(5).tolist(),
-                          "border": round(descriptor.border_energy(im), 4)}
+                          "border": round(descriptor.border_energy(im), 4),
+                          "pixels": descriptor.encode_thumbnail(descriptor.thumbnail(im))}
     if "features" in need and backend is not None:
         feats = backend.load().features(images)
         for d, f in zip(docs, feats):

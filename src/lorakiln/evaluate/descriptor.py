@@ -74,6 +74,37 @@ def border_energy(img: Image.Image, frame: float = 0.2) -> float:
     return float(g[mask].mean())
 
 
+THUMB = 32  # side of the pixel thumbnail kept for paired picture-to-picture differences
+
+
+def thumbnail(img: Image.Image, size: int = THUMB) -> np.ndarray:
+    """The picture box-averaged to size x size RGB (uint8): enough to tell whether two pictures of
+    the same seed differ at all, small enough to keep beside every picture."""
+    return np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.BOX), dtype=np.uint8)
+
+
+def encode_thumbnail(thumb: np.ndarray) -> str:
+    import base64
+
+    return base64.b64encode(np.ascontiguousarray(thumb, dtype=np.uint8).tobytes()).decode("ascii")
+
+
+def decode_thumbnail(text: str, size: int = THUMB) -> np.ndarray | None:
+    import base64
+    import binascii
+
+    try:
+        raw = np.frombuffer(base64.b64decode(text), dtype=np.uint8)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.reshape(size, size, 3) if raw.size == size * size * 3 else None
+
+
+def pixel_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two thumbnails on a 0..1 scale (1/255 = one grey level)."""
+    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean() / 255.0)
+
+
 def cosine_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """1 - cosine similarity for every pair of rows of a [n, d] and b [m, d]."""
     an = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)

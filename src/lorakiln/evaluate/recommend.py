@@ -1,12 +1,15 @@
 """Pick the best checkpoint and weight from the measured metrics, and say why and what is wrong.
 
-score = F-beta(fidelity, flexibility) = (1 + b²)·F·C / (b²·C + F)   (CyberHarem's combination,
+score = F-beta(fidelity, versatility) = (1 + b²)·F·V / (b²·V + F)   (CyberHarem's combination,
 reference §1.2, with b = [eval.recommend] fidelity_weight), where
     F = fidelity, capped at 1;
-    C = the mean of the flexibility parts that were measured, each turned into 0..1, higher better:
-        flexibility, adherence, 1 - leakage, 1 - style bleed, 1 - background bleed,
-        1 - view-bias excess, 1 - outfit lock-in, diversity (capped at 1).
-Ties go to the higher fidelity, then the weight nearer 1.0, then the later checkpoint.
+    V = versatility: the mean of the parts besides likeness that were measured, each turned into
+        0..1, higher better: flexibility (the metric), adherence, 1 - leakage, 1 - style bleed,
+        1 - background bleed, 1 - view-bias excess, 1 - outfit lock-in, diversity (capped at 1).
+        It is not the flexibility metric, and is never called flexibility.
+A candidate with no measured effect (its pictures are the base model's, or its ΔW is zero) is
+never scored nor recommended. Ties go to the higher fidelity, then the weight nearer 1.0, then
+the later checkpoint.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-# metric -> turn its value (and details) into a 0..1 "good" part of C
-FLEX_PARTS: dict[str, Callable[[float, dict], float]] = {
+from lorakiln.evaluate.metrics.effect import PIXEL_FLOOR, no_effect as shows_no_effect
+
+# metric -> turn its value (and details) into a 0..1 "good" part of V (versatility)
+VERSATILITY_PARTS: dict[str, Callable[[float, dict], float]] = {
     "flexibility": lambda v, d: min(1.0, v),
     "adherence": lambda v, d: v,
     "leakage": lambda v, d: 1.0 - min(1.0, v),
@@ -67,31 +72,50 @@ class Candidate:
     details: dict[str, dict] = field(default_factory=dict)
     ci: dict[str, tuple[float, float] | None] = field(default_factory=dict)
     score: float | None = None
-    flex: float | None = None
+    versatility: float | None = None
+    excluded: str | None = None  # why it was not scored (no measured effect)
 
     @property
     def label(self) -> str:
         return f"{self.checkpoint} @ {self.weight:g}"
 
 
-def flex_score(c: Candidate) -> float | None:
-    parts = [f(c.values[m], c.details.get(m) or {}) for m, f in FLEX_PARTS.items() if c.values.get(m) is not None]
+def versatility(c: Candidate) -> float | None:
+    parts = [f(c.values[m], c.details.get(m) or {}) for m, f in VERSATILITY_PARTS.items()
+             if c.values.get(m) is not None]
     return sum(parts) / len(parts) if parts else None
 
 
-def f_beta(fidelity: float, flex: float, beta: float) -> float:
+def f_beta(fidelity: float, vers: float, beta: float) -> float:
     b2 = beta * beta
-    den = b2 * flex + fidelity
-    return (1 + b2) * fidelity * flex / den if den > 0 else 0.0
+    den = b2 * vers + fidelity
+    return (1 + b2) * fidelity * vers / den if den > 0 else 0.0
 
 
 def score(c: Candidate, beta: float) -> float | None:
     fid = c.values.get("fidelity")
-    c.flex = flex_score(c)
+    c.versatility = versatility(c)
     if fid is None:
-        return c.flex
+        return c.versatility
     fid = min(1.0, fid)
-    return fid if c.flex is None else f_beta(fid, c.flex, beta)
+    return fid if c.versatility is None else f_beta(fid, c.versatility, beta)
+
+
+def idle(c: Candidate, base: dict[str, float | None] | None = None, tol: float = 1e-3) -> str | None:
+    """Why `c` has no measured effect, or None. The effect metric decides; without it, every shared
+    metric equal to the base model's is taken as no effect."""
+    eff, det = c.values.get("effect"), c.details.get("effect") or {}
+    if det.get("delta_norm") == 0:
+        return "no measured effect: its weights are zero (‖ΔW‖ = 0), so it cannot change the model"
+    if eff is not None:
+        if shows_no_effect(eff, det):
+            return (f"no measured effect: its pictures differ from the base model's by {eff * 255:.2f} grey "
+                    f"levels on average (below {PIXEL_FLOOR * 255:.0f})")
+        return None
+    shared = [m for m in ("fidelity", "adherence", "diversity") if (base or {}).get(m) is not None]
+    if shared and all(c.values.get(m) is not None and abs(c.values[m] - base[m]) <= tol for m in shared):
+        return "no measured effect: every metric equals the base model's: " + ", ".join(shared)
+    return None
 
 
 @dataclass
@@ -113,27 +137,28 @@ def findings(c: Candidate) -> list[dict]:
     return out
 
 
-def no_effect(candidates: list[Candidate], base: dict[str, float | None], tol: float = 1e-3) -> dict | None:
-    """A finding when no checkpoint/weight measures differently from the base model at all."""
-    shared = [m for m in ("fidelity", "adherence", "diversity") if base.get(m) is not None]
-    if not candidates or not shared:
-        return None
-    if any(c.values.get(m) is None or abs(c.values[m] - base[m]) > tol for c in candidates for m in shared):
+def no_effect(candidates: list[Candidate], base: dict[str, float | None]) -> dict | None:
+    """A finding when no checkpoint/weight has a measured effect at all (nothing to recommend)."""
+    if not candidates or not all(idle(c, base) for c in candidates):
         return None
     return {"metric": "effect", "value": 0.0,
-            "message": "no checkpoint measures differently from the base model (" + ", ".join(shared)
-            + "): the LoRA has no visible effect yet; train longer or at a higher learning rate, "
-            "or check that the metric models can see the character at this picture size"}
+            "message": "no checkpoint measures differently from the base model (" + idle(candidates[0], base)
+            .removeprefix("no measured effect: ") + "): the LoRA has no visible effect yet; train longer or "
+            "at a higher learning rate, or check that the metric models can see the character at this picture size"}
 
 
-def recommend(candidates: list[Candidate], beta: float = 2.0, min_fidelity: float = 0.0) -> Recommendation:
+def recommend(candidates: list[Candidate], beta: float = 2.0, min_fidelity: float = 0.0,
+              base: dict[str, float | None] | None = None) -> Recommendation:
     for c in candidates:
-        c.score = score(c, beta)
+        c.excluded = idle(c, base)
+        c.score = None if c.excluded else score(c, beta)
     ok = [c for c in candidates if c.score is not None
           and (c.values.get("fidelity") is None or c.values["fidelity"] >= min_fidelity)]
     if not ok:
-        return Recommendation(None, None, "nothing could be scored: no fidelity or flexibility was measured "
-                                          "(see the notes of each metric)", ranking=candidates)
+        why = ("no checkpoint has a measured effect: every one draws what the base model draws"
+               if candidates and all(c.excluded for c in candidates)
+               else "nothing could be scored: neither fidelity nor any part of versatility was measured (see the notes of each metric)")
+        return Recommendation(None, None, why, ranking=candidates)
     ranked = sorted(ok, key=lambda c: (-c.score, -(c.values.get("fidelity") or 0.0), abs(c.weight - 1.0),
                                        -(c.epoch or 0)))
     best = ranked[0]
@@ -150,8 +175,16 @@ def _fmt(c: Candidate, name: str) -> str | None:
 def reason(best: Candidate, others: list[Candidate], beta: float) -> str:
     parts = [p for p in (_fmt(best, m) for m in ("fidelity", "flexibility", "adherence", "outfit_lockin",
                                                    "style_bleed", "leakage")) if p]
-    text = (f"{best.label}: best balance of likeness and flexibility (score {best.score:.3f}, "
-            f"F-beta with beta {beta:g}; {', '.join(parts)})")
+    listed = f"; {', '.join(parts)}" if parts else ""
+    if best.values.get("fidelity") is None:
+        text = (f"{best.label}: the most versatile (score {best.score:.3f} = versatility{listed}); likeness was "
+                "not measured (fidelity: see the notes), so this pick does not say the character is right: "
+                "check the grid")
+    elif best.versatility is None:
+        text = f"{best.label}: the most faithful (score {best.score:.3f} = fidelity{listed}; nothing else measured)"
+    else:
+        text = (f"{best.label}: best balance of likeness and versatility (score {best.score:.3f}, "
+                f"F-beta with beta {beta:g}{listed})")
     if others:
         nxt = others[0]
         text += f"; next: {nxt.label} (score {nxt.score:.3f})"
@@ -161,6 +194,7 @@ def reason(best: Candidate, others: list[Candidate], beta: float) -> str:
         more = [c for c in others if (c.values.get("fidelity") or 0) > (best.values.get("fidelity") or 0) + 0.05]
         if more:
             m = max(more, key=lambda c: c.values["fidelity"])
-            text += (f"; {m.label} is more faithful (fidelity {m.values['fidelity']:.2f}) but less flexible "
-                     f"({m.flex:.2f} vs {best.flex:.2f})" if m.flex is not None and best.flex is not None else "")
+            text += (f"; {m.label} is more faithful (fidelity {m.values['fidelity']:.2f}) but less versatile "
+                     f"(versatility {m.versatility:.2f} vs {best.versatility:.2f})"
+                     if m.versatility is not None and best.versatility is not None else "")
     return text

@@ -23,9 +23,12 @@ from lorakiln.core.errors import KilnError
 from lorakiln.core.progress import Progress
 from lorakiln.evaluate import probes as P
 from lorakiln.evaluate.analysis import TaggerHandle, analyse
+from lorakiln.evaluate.blind import withdraw_blind
 from lorakiln.evaluate.dataset_tags import non_prompt_tags, outfit_tags, subject, tag_shares
+from lorakiln.evaluate.descriptor import decode_thumbnail
 from lorakiln.evaluate.embed import Backend, ccip_backend, choose_backend, descriptor_backend
 from lorakiln.evaluate.library import LoraLibrary
+from lorakiln.evaluate.lora_norm import delta_norm
 from lorakiln.evaluate.metrics import Condition, Context, Reference, Sample, compute
 from lorakiln.evaluate.metrics.fidelity import calibrate
 from lorakiln.evaluate.recommend import Candidate, no_effect, recommend
@@ -68,7 +71,7 @@ class EvalOutcome:
     def summary(self) -> str:
         """One line for `kiln run` and logs."""
         rec = self.doc.get("recommended") or {}
-        pick = f"{rec['checkpoint']} at weight {rec['weight']:g}" if rec.get("checkpoint") else "no pick"
+        pick = f"{rec['checkpoint']} at weight {rec['weight']:g}" if rec.get("checkpoint") else "no recommendation"
         return (f"{pick} ({self.images} pictures, {self.render.made} new, {self.seconds:.1f}s) -> "
                 f"{self.out_dir / 'report.html'}")
 
@@ -85,7 +88,7 @@ def select_checkpoints(found: list[Checkpoint], spec: str, max_n: int) -> list[C
         return found[-(int(n) if n.isdigit() and int(n) > 0 else 1):]
     if s != "all":
         wanted = {int(x) for x in s.replace(" ", "").split(",") if x.isdigit()}
-        pick = [c for c in found if c.epoch in wanted]
+        pick = [c for c in found if c.epoch in wanted and c.kind != "step"]
         if not pick:
             raise KilnError(f"[eval] checkpoints {spec!r}: none of those epochs is in the run "
                             f"({', '.join(c.label for c in found)})")
@@ -217,9 +220,11 @@ def _vec(x) -> np.ndarray | None:
 
 
 def to_condition(cp: CondPlan, docs: dict[Path, dict], backend: Backend, tagger: TaggerHandle | None,
-                 facts: DatasetFacts) -> Condition:
+                 facts: DatasetFacts, norms: dict[Path, float | None] | None = None) -> Condition:
+    norm = (norms or {}).get(cp.checkpoint.path) if cp.checkpoint else 0.0
     cond = Condition(cp.key, cp.checkpoint.path.name if cp.checkpoint else None,
-                     cp.checkpoint.epoch if cp.checkpoint else None, cp.weight)
+                     cp.checkpoint.epoch if cp.checkpoint else None, cp.weight,
+                     delta_norm=None if norm is None else abs(cp.weight) * norm)
     for probe, seed, planned in cp.items:
         d = docs.get(planned.path)
         if d is None:
@@ -228,7 +233,8 @@ def to_condition(cp: CondPlan, docs: dict[Path, dict], backend: Backend, tagger:
         cond.samples.append(Sample(
             probe.name, probe.group, seed, P.requested_tags(probe, facts.outfit),
             _vec((d.get("features") or {}).get(backend.id)), _vec(style.get("vector")),
-            (d.get("tags") or {}).get(tagger.name) if tagger else None, style.get("border")))
+            (d.get("tags") or {}).get(tagger.name) if tagger else None, style.get("border"),
+            decode_thumbnail(style["pixels"]) if style.get("pixels") else None))
     return cond
 
 
@@ -284,7 +290,8 @@ def run_eval(project, run_ref: str | None, cfg: EvalConfig, progress: Progress, 
     docs = analyse([p.path for p in planned if p.path.is_file()], backend, tagger, progress, "analyse pictures")
     ref_docs = analyse(refs, backend, None, progress, "analyse references",
                        store=lambda p: out / "cache" / "reference" / f"{_ref_name(p)}.json")
-    conds = [to_condition(cp, docs, backend, tagger, facts) for cp in plans]
+    norms = {c.path: delta_norm(c.path) for c in checkpoints}
+    conds = [to_condition(cp, docs, backend, tagger, facts, norms) for cp in plans]
     ctx = make_context(build_reference(refs, ref_docs, backend, facts), conds[0], backend, cfg, probes)
     data = _report_data(run.id, session, cfg, conds, ctx, plans, probes, facts, backend, tagger, notes, refs)
     _write_outputs(out, data, plans, checkpoints, cfg)
@@ -308,15 +315,17 @@ def _report_data(run_id: str, session: Session, cfg: EvalConfig, conds: list[Con
                  plans: list[CondPlan], probes: list[P.Probe], facts: DatasetFacts, backend: Backend,
                  tagger: TaggerHandle | None, notes: list[str], refs: list[Path]) -> ReportData:
     base_metrics = compute(conds[0], ctx)
+    measured = [compute(cond, ctx) for cond in conds[1:]]
+    notes += withdraw_blind(base_metrics, measured, f"the {backend.kind} embedder ({backend.id})")
     rows, cands = [], []
-    for cond in conds[1:]:
-        mv = compute(cond, ctx)
+    for cond, mv in zip(conds[1:], measured):
         rows.append({"checkpoint": cond.checkpoint, "epoch": cond.epoch, "weight": cond.weight,
                      "metrics": {k: v.to_json() for k, v in mv.items()}})
         cands.append(Candidate(cond.checkpoint, cond.epoch, cond.weight, {k: v.value for k, v in mv.items()},
                                {k: v.details for k, v in mv.items()}, {k: v.ci for k, v in mv.items()}))
-    rec = recommend(cands, cfg.recommend.fidelity_weight, cfg.recommend.min_fidelity)
-    idle = no_effect(cands, {k: v.value for k, v in base_metrics.items()})
+    base_values = {k: v.value for k, v in base_metrics.items()}
+    rec = recommend(cands, cfg.recommend.fidelity_weight, cfg.recommend.min_fidelity, base_values)
+    idle = no_effect(cands, base_values)
     if idle:
         rec.findings.insert(0, idle)
     w, h = session.size()
@@ -352,7 +361,7 @@ def _grid_for(plans: list[CondPlan], checkpoints: list[Checkpoint], cfg: EvalCon
     base = pic(plans[0])
     by_key = {cp.key: cp for cp in plans}
     rows = [[base] + [pic(by_key[f"{c.path.stem}-w{w:g}"]) for w in cfg.weights] for c in checkpoints]
-    return render_grid(rows, ["base model"] + [f"weight {w:g}" for w in cfg.weights], [c.label for c in checkpoints],
+    return render_grid(rows, ["base model"] + [f"weight {w:g}" for w in cfg.weights], [c.title for c in checkpoints],
                        f"{probe}, seed {seed}")
 
 

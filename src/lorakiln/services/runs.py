@@ -19,14 +19,23 @@ _STEP = re.compile(r"-step(\d{8})\.safetensors$")
 
 @dataclass(frozen=True)
 class Checkpoint:
-    label: str  # "epoch 3", "step 500", "final"
+    label: str  # "epoch 3", "step 500", "final": the names the grid's checkpoint axis accepts
     path: Path
-    epoch: int | None = None
+    epoch: int | None = None  # from the file name, else from its ss_epoch metadata
     step: int | None = None
+    kind: str = "epoch"  # what the file name says: "epoch", "step" or "final"
 
     @property
     def order(self) -> tuple:
-        return (0, self.epoch) if self.epoch is not None else (1, self.step or 0) if self.step is not None else (2, 0)
+        """Training order: by epoch where known; within an epoch step saves, then the epoch file,
+        then the final file; files of unknown epoch after those, steps before finals."""
+        rank = {"step": 0, "epoch": 1}.get(self.kind, 2)
+        return (0 if self.epoch is not None else 1, self.epoch or 0, rank, self.step or 0)
+
+    @property
+    def title(self) -> str:
+        """The label, with the epoch where the name does not say it: "final (epoch 3)"."""
+        return f"{self.label} (epoch {self.epoch})" if self.kind != "epoch" and self.epoch is not None else self.label
 
 
 def _hash(path: Path) -> str:
@@ -36,22 +45,36 @@ def _hash(path: Path) -> str:
         return path.name
 
 
+def _meta_int(path: Path, key: str) -> int | None:
+    """An integer from the file's metadata (ss_epoch, ss_steps), None when absent or unreadable."""
+    try:
+        v = read_metadata(path).get(key)
+    except KilnError:
+        return None
+    try:
+        return int(v) if v is not None else None
+    except ValueError:
+        return None
+
+
 def run_checkpoints(root: Path) -> list[Checkpoint]:
     """The LoRA files of a run folder in training order; a final file identical to the last
-    checkpoint (same tensor hash) is left out."""
+    checkpoint (same tensor hash) is left out. Files not named by epoch (the final file, step
+    checkpoints) take their epoch from their ss_epoch metadata."""
     found = []
     for p in sorted(Path(root).glob("*.safetensors")):
         if m := _EPOCH.search(p.name):
             found.append(Checkpoint(f"epoch {int(m.group(1))}", p, epoch=int(m.group(1))))
         elif m := _STEP.search(p.name):
-            found.append(Checkpoint(f"step {int(m.group(1))}", p, step=int(m.group(1))))
+            found.append(Checkpoint(f"step {int(m.group(1))}", p, _meta_int(p, "ss_epoch"), int(m.group(1)), "step"))
         else:
-            found.append(Checkpoint("final", p))
-    finals = [c for c in found if c.label == "final"]
+            found.append(Checkpoint("final", p, _meta_int(p, "ss_epoch"), _meta_int(p, "ss_steps"), "final"))
+    finals = [c for c in found if c.kind == "final"]
     if len(finals) > 1:
-        found = [c for c in found if c.label != "final"] + [Checkpoint(c.path.stem, c.path) for c in finals]
+        found = [c for c in found if c.kind != "final"] + [Checkpoint(c.path.stem, c.path, c.epoch, c.step, "final")
+                                                           for c in finals]
     found.sort(key=lambda c: (c.order, c.path.name))
-    numbered = [c for c in found if c.epoch is not None or c.step is not None]
+    numbered = [c for c in found if c.kind != "final"]
     if numbered:
         last = _hash(numbered[-1].path)
         found = [c for c in found if c in numbered or _hash(c.path) != last]

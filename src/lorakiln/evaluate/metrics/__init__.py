@@ -5,6 +5,7 @@ from lorakiln.evaluate.metrics import (  # noqa: F401  (registration)
     background,
     bleed,
     diversity,
+    effect,
     fidelity,
     flexibility,
     leakage,

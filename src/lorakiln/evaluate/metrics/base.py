@@ -30,6 +30,7 @@ class Sample:
     style: np.ndarray | None = None  # descriptor row
     tags: dict[str, float] | None = None  # tagger probabilities (None: no tagger)
     border: float | None = None  # gradient energy of the picture's outer frame
+    pixels: np.ndarray | None = None  # 32x32 RGB thumbnail (uint8), for paired picture differences
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Condition:
     epoch: int | None = None
     weight: float = 0.0
     samples: list[Sample] = field(default_factory=list)
+    delta_norm: float | None = None  # weight x Frobenius norm of the checkpoint's ΔW (None: unknown)
 
     def in_groups(self, groups: Iterable[str]) -> list[Sample]:
         g = set(groups)
@@ -101,7 +103,7 @@ def _round_all(d):
 class Metric:
     name: str
     title: str
-    better: Literal["higher", "lower"]
+    better: Literal["higher", "lower", "neither"]  # "neither": a fact to read, not a quality
     needs: tuple[str, ...]  # "features" (character embedder), "tags" (tagger), "base" (control)
     fn: Callable[[Condition, Context], MetricValue]
     description: str
@@ -110,7 +112,11 @@ class Metric:
 METRICS: Registry[Metric] = Registry("metric")
 
 
-def metric(name: str, title: str, better: Literal["higher", "lower"], needs: tuple[str, ...], description: str):
+def better_text(m: Metric) -> str:
+    return "0 = no change" if m.better == "neither" else f"{m.better} is better"
+
+
+def metric(name: str, title: str, better: Literal["higher", "lower", "neither"], needs: tuple[str, ...], description: str):
     """Register a metric function under `name` (decorator)."""
 
     def deco(fn):
