@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from lorakiln.config.plan import PlanConfig
+from lorakiln.config.bases import families
 from lorakiln.config.presets import find_preset
 from lorakiln.config.sections import sections
 from lorakiln.core.atomic import write_json
@@ -93,6 +94,8 @@ def base_arch(base: str | None, override: str | None = None) -> str | None:
     if override:
         return override
     family = ((find_preset(base) or {}).get("preset") or {}).get("family")
+    if not family and base in families():  # `--base sdxl` names the family itself
+        family = base
     if not family:
         return None
     return "sdxl" if family.endswith("sdxl") else "sd15"

@@ -10,6 +10,7 @@ from typing import Any, Mapping, TypeVar
 import tomlkit
 from pydantic import BaseModel
 
+from lorakiln.config.bases import check_base
 from lorakiln.config.presets import find_preset
 from lorakiln.config.project import (
     ProjectInfo,
@@ -152,6 +153,7 @@ def init_project(root: Path, name: str, trigger: list[str] | str, base: str | No
     root = Path(root)
     if (root / PROJECT_FILE).exists():
         raise KilnError(f"{root / PROJECT_FILE} already exists; not overwriting it")
+    check_base(base, (root,))  # an unknown base would fail only at plan or train
     info = ProjectInfo(name=name, trigger=trigger, base=base, character=character)
     root.mkdir(parents=True, exist_ok=True)
     for sub in ("images", "dataset", "runs", "cache"):
