@@ -123,7 +123,13 @@ def test_convert_dora_for_comfyui_applies_exactly(tmp_path, cli):
     assert code == 1 and "--base" in text and "dora.safetensors" in text
 
     out = tmp_path / "comfy.safetensors"
-    code, text = cli("lora", "convert", src, out, "--target", "comfyui", "--base", base, "--dtype", "fp32", "--json")
+    code, text = cli("lora", "convert", src, tmp_path / "fit.safetensors", "--target", "comfyui", "--base", base,
+                     "--json")
+    assert code == 0, text
+    fit = json.loads(text)  # default: the exact rank where it fits; DoRA changes are full rank, so cut
+    assert 0 < fit["error_overall"] < 0.5 and any("--rank N" in n for n in fit["notes"])
+    code, text = cli("lora", "convert", src, out, "--target", "comfyui", "--base", base, "--dtype", "fp32",
+                     "--rank", "4096", "--json")
     assert code == 0, text
     rep = json.loads(text)
     assert rep["modules_rewritten"] == 6 and rep["verified"] is True and rep["error_overall"] < 1e-5
@@ -183,3 +189,24 @@ def test_convert_keeps_modules_the_target_applies_exactly(tmp_path, cli):
     assert code == 0, text
     assert json.loads(text)["modules_kept"] == 1
     assert torch.equal(read_lora(tmp_path / "c.safetensors")[0][f"{name}.hada_w1_a"], sd[f"{name}.hada_w1_a"])
+
+
+def test_info_and_card_say_which_loaders_apply_the_file(tmp_path, cli):
+    base, targets = _sd15_base(tmp_path)
+    src = _dora_file(tmp_path / "dora.safetensors", targets, checkpoint_lookup(base))
+    code, text = cli("info", src)
+    assert code == 0, text
+    assert "ComfyUI: not exact" in text and "diffusers: not exact" in text and "base weight W" in text
+    d = json.loads(cli("info", src, "--json")[1])
+    assert {k: v["exact"] for k, v in d["loaders"].items()} == {"comfyui": False, "a1111": False, "forge": False,
+                                                                "diffusers": False}
+    assert "kiln lora convert" in d["loaders_line"]
+    code, text = cli("card", "--lora", src, "-o", tmp_path / "card", cwd=tmp_path)
+    assert code == 0, text
+    card = (tmp_path / "card" / "card.md").read_text()
+    assert "- Loaders: Applies exactly in none of the checked loaders" in card and "ComfyUI (" in card
+    plain = tmp_path / "plain.safetensors"
+    cli("lora", "convert", src, plain, "--target", "diffusers", "--base", base)
+    d = json.loads(cli("info", plain, "--json")[1])
+    assert all(v["exact"] for v in d["loaders"].values())
+    assert d["loaders_line"] == "Applies exactly in ComfyUI, A1111, Forge, diffusers."

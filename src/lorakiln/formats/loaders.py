@@ -19,6 +19,7 @@ from typing import Callable
 
 import torch
 
+from lorakiln.core.errors import KilnError
 from lorakiln.core.registry import Registry
 from lorakiln.formats.lora_model import LoraModule, apply_dora, dora_axis
 
@@ -139,8 +140,11 @@ def module_verdict(loader: Loader, module: LoraModule, delta: torch.Tensor,
     if m is None:
         return Verdict(True)
     m = m.to(torch.float32)
-    w = base_w.to(torch.float32).reshape(delta.shape) if base_w is not None else probe_weight(tuple(delta.shape), m)
-    want = lycoris_dora(w, delta, m) - w
+    try:
+        w = base_w.to(torch.float32).reshape(delta.shape) if base_w is not None else probe_weight(tuple(delta.shape), m)
+        want = lycoris_dora(w, delta, m) - w
+    except KilnError as e:
+        return Verdict(False, f"its dora_scale cannot be read: {e}")
     try:
         got = loader.dora(w, delta, m)
         if tuple(got.shape) != tuple(w.shape):

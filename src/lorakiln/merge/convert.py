@@ -4,9 +4,11 @@ Per module: if every loader of the target already applies it exactly (merge/comp
 tensors are copied unchanged. Otherwise its full change is computed the way LyCORIS applies it
 — ΔW of LoHa/LoKr/Tucker/full, and for DoRA m · (W + ΔW) / ‖W + ΔW‖ − W against the base
 weight — and written as a plain LoRA by truncated SVD (Eckart–Young: the best approximation
-of each rank). The default rank is the delta's numerical rank, so the result is exact up to
-float rounding; a DoRA change is usually of full rank (the magnitude rescales W itself), so
-`rank` caps it, and the error that costs is reported per module and overall.
+of each rank). The default rank is the delta's numerical rank — exact up to float rounding —
+where that fits, i.e. where the factors are smaller than the weight they change; a DoRA change
+is usually of full rank (the magnitude rescales W itself), so there the default stops at the
+largest rank that fits, and `rank` chooses any other. The error is reported per module and
+overall.
 """
 
 from __future__ import annotations
@@ -36,9 +38,17 @@ def kept_tensors(module: LoraModule) -> dict[str, torch.Tensor]:
     return out
 
 
+def fit_rank(shape: tuple[int, ...]) -> int:
+    """The largest rank whose factors hold fewer values than the weight itself: r·(out + in) ≤ out·in."""
+    out, flat = int(shape[0]), math.prod(int(s) for s in shape[1:])
+    return max(1, (out * flat) // (out + flat))
+
+
 def policy_for(shape: tuple[int, ...], rank: int | None) -> RankPolicy:
-    """The exact (numerical) rank, capped at `rank` when given; alpha = rank (scale 1)."""
-    return RankPolicy(rank=rank, conv_rank=rank, method="numerical", param=numerical_tolerance(shape))
+    """The exact (numerical) rank, capped at `rank` when given, else at the rank that still
+    fits (fit_rank); alpha = rank (scale 1)."""
+    cap = rank if rank else fit_rank(shape)
+    return RankPolicy(rank=cap, conv_rank=cap, method="numerical", param=numerical_tolerance(shape))
 
 
 def bake_module(source: str, module: LoraModule, rank: int | None, dtype: torch.dtype,

@@ -53,6 +53,11 @@ def convert(path: Path, out: Path, target: str, *, rank: int | None = None, base
     rewritten = [m for m in report.modules if m.note != "kept"]
     report.extra.update({"modules_rewritten": len(rewritten), "modules_kept": len(report.modules) - len(rewritten),
                          "error_overall": overall_error(rewritten) or 0.0})
+    cut = [m for m in rewritten if m.error and m.error > 1e-3]
+    if cut and rank is None:
+        report.notes.append(f"{len(cut)} module(s) change the weight at a rank above what fits in a LoRA smaller than "
+                            f"the weight itself and were cut there (error up to {max(m.error for m in cut):.2g}); "
+                            "--rank N sets the rank (the full width is exact)")
     write_lora(out, tensors, _metadata(src.metadata, tensors, arch, target, len(rewritten), len(report.modules), prov))
     report.extra["verified"] = _verify(out, target, lookup, report)
     return report
