@@ -210,3 +210,14 @@ def test_info_and_card_say_which_loaders_apply_the_file(tmp_path, cli):
     d = json.loads(cli("info", plain, "--json")[1])
     assert all(v["exact"] for v in d["loaders"].values())
     assert d["loaders_line"] == "Applies exactly in ComfyUI, A1111, Forge, diffusers."
+
+
+def test_a_full_module_with_a_bias_change_says_the_bias_is_lost(tmp_path, cli):
+    name = "lora_unet_down_blocks_0_attentions_0_proj_in"
+    src = tmp_path / "full.safetensors"
+    write_lora(src, {f"{name}.diff": torch.randn(8, 8), f"{name}.diff_b": torch.randn(8)},
+               {"ss_base_model_version": "sd_v1"})
+    code, text = cli("lora", "convert", src, tmp_path / "d.safetensors", "--target", "diffusers", "--json")
+    assert code == 0, text
+    rep = json.loads(text)
+    assert rep["modules_rewritten"] == 1 and any("diff_b" in n for n in rep["notes"])

@@ -28,6 +28,9 @@ from lorakiln.merge.report import ModuleReport
 from lorakiln.merge.svd import numerical_tolerance
 
 
+LOST_BIAS = "its bias change (diff_b) has no LoRA form and was left out"
+
+
 def kept_tensors(module: LoraModule) -> dict[str, torch.Tensor]:
     """A module's tensors as they were in the file (alpha and dora_scale included)."""
     out = {f"{module.name}.{s}": t for s, t in module.tensors.items()}
@@ -84,6 +87,8 @@ def convert_model(model: LoraModel, target: str, *, rank: int | None = None, dty
             t, rep = bake_module(source, m, rank, dtype, base)
             tensors.update(t)
             rep.note = "; ".join(wrong) or f"rank {m.rank} above --rank {rank}"
+            if "diff_b" in m.tensors:
+                rep.note += f"; {LOST_BIAS}"
         reports.append(rep)
         if on_module:
             on_module(rep)

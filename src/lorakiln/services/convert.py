@@ -16,7 +16,7 @@ from lorakiln.formats.lora_file import HASH_KEYS, read_lora, write_lora
 from lorakiln.formats.lora_model import parse_lora
 from lorakiln.merge.arch import detect_arch
 from lorakiln.merge.compat import loader_report
-from lorakiln.merge.convert import convert_model, overall_error
+from lorakiln.merge.convert import LOST_BIAS, convert_model, overall_error
 from lorakiln.merge.files import checkpoint_lookup, checkpoint_record, dtype_name, float_dtype, input_record, load_source
 from lorakiln.merge.metadata import PROVENANCE_KEY, arch_keys, modelspec_date, provenance_value
 from lorakiln.merge.report import OpReport
@@ -53,6 +53,10 @@ def convert(path: Path, out: Path, target: str, *, rank: int | None = None, base
     rewritten = [m for m in report.modules if m.note != "kept"]
     report.extra.update({"modules_rewritten": len(rewritten), "modules_kept": len(report.modules) - len(rewritten),
                          "error_overall": overall_error(rewritten) or 0.0})
+    lost = [m.name for m in rewritten if LOST_BIAS in m.note]
+    if lost:
+        report.notes.append(f"{len(lost)} full module(s) also change a bias (diff_b), which a LoRA cannot carry; "
+                            f"left out (e.g. {lost[0]})")
     cut = [m for m in rewritten if m.error and m.error > 1e-3]
     if cut and rank is None:
         report.notes.append(f"{len(cut)} module(s) change the weight at a rank above what fits in a LoRA smaller than "
