@@ -46,7 +46,7 @@ def test_dedupe_threshold_beyond_64_bits_stops_dedupe(project, cli):
     ("train", {"buckets": {"min_bucket_reso": 1024, "max_bucket_reso": 512}}, "below min_bucket_reso"),
     ("train", {"loss": {"multires_noise_iterations": -1}}, "greater than or equal"),
     ("train", {"network": {"network_weights": 5}}, "valid string"),  # a path given a number
-    ("fetch", {"queries": [{"site": "danbooru", "query": "x", "top": 10**30}]}, "64-bit"),
+    ("fetch", {"queries": [{"site": "danbooru", "query": "x", "top": 10**30}]}, "queries.0.top"),
     ("filter", {"disable": "greyscale"}, "valid list, e.g. ['greyscale']"),  # a list given a string
 ])
 def test_values_outside_their_real_range_are_refused(section, values, words):

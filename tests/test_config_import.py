@@ -275,7 +275,12 @@ def test_easy_training_scripts_toml(tmp_path):
     assert (opt.optimizer, opt.lr_scheduler, opt.min_lr, opt.lr_scheduler_cycle_decay) == ("CAME", "rex", 1e-6, 0.9)
     assert opt.optimizer_args == "weight_decay=0.04 betas=0.9,0.99" and opt.lr_warmup_steps == 0.05
     assert (train.buckets.resolution, train.train_batch_size, train.max_token_length) == (1024, 2, 225)
-    assert train.data.keep_tokens == 1 and train.full_bf16 and train.base.endswith("ponyDiffusionV6XL.safetensors")
+    assert train.full_bf16 and train.base.endswith("ponyDiffusionV6XL.safetensors")
+    # set on the first subset only: stays with it (the second keeps [train.data]'s values), with a note
+    kie = train.data.subsets["kie"]
+    assert (kie.keep_tokens, kie.shuffle_caption, kie.flip_aug) == (1, True, False) and train.data.keep_tokens is None
+    assert "kie swimsuit" not in train.data.subsets
+    assert any(n.startswith("keep_tokens is set per subset (kie = 1); 'kie swimsuit' keeps") for n in report.notes)
     assert train.loss.min_snr_gamma == 5 and train.save.save_every_n_epochs == 1
     ignored = {e.source: e.reason for e in report.by_status("ignored")}
     assert "d" in ignored["optimizer_args.args.lr_scheduler_args.d"] or ignored["optimizer_args.args.lr_scheduler_args.d"]
@@ -320,7 +325,14 @@ def test_kohya_dataset_toml(tmp_path):
     assert s["export"].repeats == {"outfit1": 5, "outfit3": 1}
     assert s["export"].caption_extension == ".caption" and s["train"].data.caption_extension == ".caption"
     assert (s["train"].buckets.resolution, s["train"].train_batch_size) == (768, 3)
-    assert s["train"].buckets.min_bucket_reso == 320 and s["train"].data.flip_aug
+    assert s["train"].buckets.min_bucket_reso == 320
+    # flip_aug on one subset stays with that subset; options every subset shares are the defaults
+    data = s["train"].data
+    assert data.subsets["outfit3"].flip_aug and not data.flip_aug and "outfit1" not in data.subsets
+    assert data.shuffle_caption and data.keep_tokens == 1
+    assert any("flip_aug is set per subset (outfit3 = True); 'outfit1' keeps" in n for n in report.notes)
+    assert {e.source: e.target for e in report.by_status("mapped")}["datasets[0].subsets[1].flip_aug"] == \
+        "train.data.subsets.outfit3.flip_aug"
     reg = [e for e in report.by_status("ignored") if e.source.startswith("datasets[0].subsets[2]")]
     assert len(reg) == 4 and all("regularisation" in e.reason for e in reg)
     assert any("dataset_config" in n for n in report.notes)

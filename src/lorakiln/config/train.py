@@ -17,9 +17,9 @@ sub-tables by concern; each part of the trainer receives only its own sub-table:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, create_model, field_validator, model_serializer, model_validator
 
 from lorakiln.config.sections import SectionModel, section
 
@@ -181,12 +181,37 @@ class SubsetOptions(SectionModel):
     color_aug: bool = Field(False, description="Small random hue shifts (off when latents are cached).")
 
 
+class _Overrides(SectionModel):
+    """Only the options a table sets: unset ones (None) are left out of dumps and config.resolved.toml."""
+
+    @model_serializer(mode="wrap")
+    def _set_only(self, handler):
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+def _optional_copy(model: type[SectionModel], name: str, doc: str) -> type[SectionModel]:
+    """`model` with every field optional (None = not set here), keeping each field's checks."""
+    def optional(f):
+        ann = Optional[f.annotation]
+        return Annotated[(ann, *f.metadata)] if f.metadata else ann
+
+    return create_model(name, __base__=_Overrides, __doc__=doc, **{
+        k: (optional(f), Field(None, description=f.description)) for k, f in model.model_fields.items()})
+
+
+SubsetOverride = _optional_copy(SubsetOptions, "SubsetOverride", (
+    "[train.data.subsets.<name>]: options of one subset that differ from [train.data] (kohya's per-subset keys)."))
+
+
 class DataConfig(SubsetOptions):
     train_data_dir: str | None = Field(None, description=(
         "A folder of kohya-style N_name subfolders (or one image folder); unset = the project's dataset/."))
     reg_data_dir: str | None = Field(None, description="A folder of N_name regularisation subfolders.")
     dataset_config: str | None = Field(None, description="A kohya dataset TOML ([general], [[datasets]], [[datasets.subsets]]).")
     default_repeats: int = Field(1, ge=1, le=MAX_REPEATS, description="Repeats for an image folder whose name has no N_ prefix.")
+    subsets: dict[str, SubsetOverride] = Field(default_factory=dict, description=(
+        "Per-subset options by subset name (the folder name without its N_ prefix), e.g. "
+        "[train.data.subsets.back] flip_aug = true; a dataset TOML sets them in its own subsets instead."))
 
 
 class CacheConfig(SectionModel):

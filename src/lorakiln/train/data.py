@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 from lorakiln.core.errors import ConfigError, ItemError
 from lorakiln.core.hashing import sha256_file
@@ -96,6 +97,29 @@ def folder_subsets(root: Path, options, *, is_reg: bool = False, default_repeats
     if not subsets:
         raise ConfigError(root, "no images and no N_name subfolders with images (kohya layout: 10_name/img.png + img.txt)")
     return subsets
+
+
+def subset_key(spec: SubsetSpec) -> str:
+    """The name a subset goes by in project.toml: its folder name without the N_ prefix."""
+    parsed = parse_folder_name(spec.name)
+    return parsed[1] if parsed else spec.name
+
+
+def apply_overrides(subsets: list[SubsetSpec], overrides: Mapping[str, Any], notes: list[str]) -> None:
+    """[train.data.subsets.<name>]: each subset's own options over the shared ones.
+
+    A table naming no subset folder is reported in `notes` (a typo would otherwise change nothing)."""
+    used = set()
+    for spec in subsets:
+        for key in (spec.name, subset_key(spec)):  # "10_back" or "back"
+            over = overrides.get(key)
+            if over is not None:
+                used.add(key)
+                spec.options = spec.options.model_copy(update=over.model_dump(exclude_none=True))
+                break
+    for key in sorted(set(overrides) - used):
+        names = ", ".join(sorted({subset_key(s) for s in subsets}))
+        notes.append(f"[train.data.subsets.{key}] matches no subset folder (subsets: {names}); not applied")
 
 
 def _caption_for(image: Path, ext: str, class_tokens: str | None) -> tuple[str, bool]:

@@ -7,11 +7,14 @@ not use are listed in notes; unknown keys are errors naming the file and the tab
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
+from lorakiln.config.export import MAX_REPEATS
+from lorakiln.config.messages import describe, did_you_mean
+from lorakiln.config.tomlfile import load_toml
 from lorakiln.config.train import BucketConfig, SubsetOptions
 from lorakiln.core.errors import ConfigError
 from lorakiln.train.data import DatasetSpec, SubsetSpec, parse_folder_name
@@ -39,10 +42,18 @@ def _check(table: dict, allowed: set, where: str, path: Path, notes: list[str]) 
             raise ConfigError(path, f"{where}: fine-tuning metadata_file subsets are not supported; "
                                     "use image_dir folders with caption files")
         elif k not in allowed:
-            raise ConfigError(path, f"{where}: unknown key {k!r}")
+            raise ConfigError(path, f"{where}: unknown key {k!r}{did_you_mean(k, allowed | set(IGNORED))}")
         else:
             out[k] = v
     return out
+
+
+def _count(raw: dict, key: str, default: int, top: int, path: Path, where: str) -> int:
+    """A whole number in 1..top (num_repeats, batch_size): anything else names the table and key."""
+    v: Any = raw.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= top:
+        raise ConfigError(path, f"{where}: {key} must be a whole number from 1 to {top}, not {v!r}")
+    return v
 
 
 def _image_dir(value: str, toml_path: Path) -> Path:
@@ -58,16 +69,16 @@ def _image_dir(value: str, toml_path: Path) -> Path:
 def _subset(raw: dict, defaults: SubsetOptions, path: Path, where: str) -> SubsetSpec:
     if "image_dir" not in raw:
         raise ConfigError(path, f"{where}: image_dir is required")
-    image_dir = _image_dir(str(raw["image_dir"]), path)
+    if not isinstance(raw["image_dir"], str):
+        raise ConfigError(path, f"{where}: image_dir must be a folder path (text), not {raw['image_dir']!r}")
+    image_dir = _image_dir(raw["image_dir"], path)
     opts_raw = {k: v for k, v in raw.items() if k in SubsetOptions.model_fields}
     try:
         opts = SubsetOptions.model_validate({**defaults.model_dump(), **opts_raw})
     except ValidationError as e:
-        raise ConfigError(path, f"{where}: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
+        raise ConfigError(path, f"{where}: {describe(e, SubsetOptions)}") from None
     parsed = parse_folder_name(image_dir.name)
-    repeats = int(raw.get("num_repeats", 1))
-    if repeats < 1:
-        raise ConfigError(path, f"{where}: num_repeats must be at least 1")
+    repeats = _count(raw, "num_repeats", 1, MAX_REPEATS, path, where)
     cls = raw.get("class_tokens") or (parsed[1] if parsed else None)
     return SubsetSpec(image_dir.name, image_dir, repeats, opts, bool(raw.get("is_reg", False)), cls)
 
@@ -75,34 +86,43 @@ def _subset(raw: dict, defaults: SubsetOptions, path: Path, where: str) -> Subse
 def load_dataset_toml(path: Path, defaults: SubsetOptions, buckets: BucketConfig, batch_size: int,
                       notes: list[str]) -> list[DatasetSpec]:
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(path, f"cannot read the dataset config: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(path, f"not valid TOML: {e}") from None
+    doc = load_toml(path, "the dataset config").unwrap()
     unknown = set(doc) - {"general", "datasets"}
     if unknown:
         raise ConfigError(path, f"unknown top-level table(s) {sorted(unknown)}; expected [general] and [[datasets]]")
-    general = _check(doc.get("general", {}), DATASET_KEYS | SUBSET_KEYS, "[general]", path, notes)
+    general = _check(_table(doc.get("general", {}), "[general]", path), DATASET_KEYS | SUBSET_KEYS, "[general]",
+                     path, notes)
     datasets = doc.get("datasets") or []
     if not datasets:
         raise ConfigError(path, "no [[datasets]] defined")
+    if not isinstance(datasets, list):
+        raise ConfigError(path, "datasets must be an array of tables: write each as [[datasets]]")
     out = []
     for i, ds in enumerate(datasets, 1):
+        ds = _table(ds, f"[[datasets]] #{i}", path)
         ds_raw = {**general, **_check(ds, DATASET_KEYS | SUBSET_KEYS, f"[[datasets]] #{i}", path, notes)}
         bucket_raw = {k: v for k, v in ds_raw.items() if k in BucketConfig.model_fields}
         try:
             bcfg = BucketConfig.model_validate({**buckets.model_dump(), **bucket_raw})
         except ValidationError as e:
-            raise ConfigError(path, f"[[datasets]] #{i}: {e.errors()[0]['msg']}") from None
+            raise ConfigError(path, f"[[datasets]] #{i}: {describe(e, BucketConfig)}") from None
         subsets = []
-        for j, sub in enumerate(ds.get("subsets") or [], 1):
+        raw_subsets = ds.get("subsets") or []
+        if not isinstance(raw_subsets, list):
+            raise ConfigError(path, f"[[datasets]] #{i}: subsets must be written as [[datasets.subsets]] tables")
+        for j, sub in enumerate(raw_subsets, 1):
             where = f"[[datasets]] #{i} subset #{j}"
             sub_raw = {**{k: v for k, v in ds_raw.items() if k in SUBSET_KEYS},
-                       **_check(sub, SUBSET_KEYS, where, path, notes)}
+                       **_check(_table(sub, where, path), SUBSET_KEYS, where, path, notes)}
             subsets.append(_subset(sub_raw, defaults, path, where))
         if not subsets:
             raise ConfigError(path, f"[[datasets]] #{i} has no [[datasets.subsets]]")
-        out.append(DatasetSpec(subsets, bcfg, int(ds_raw.get("batch_size", batch_size))))
+        out.append(DatasetSpec(subsets, bcfg, _count({"batch_size": batch_size, **ds_raw}, "batch_size", batch_size,
+                                                     4096, path, f"[[datasets]] #{i}")))
     return out
+
+
+def _table(value: Any, where: str, path: Path) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigError(path, f"{where} must be a table, not {type(value).__name__} {value!r}"[:200])
+    return value

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import tomlkit
 from pydantic import ValidationError
 
 from lorakiln.config.importers import dataset_toml, easy_scripts, kohya_gui, sd_scripts
 from lorakiln.config.importers.report import Entry, ImportReport
+from lorakiln.config.messages import describe_error
 from lorakiln.config.sections import sections
-from lorakiln.core.errors import ConfigError
+from lorakiln.config.tomlfile import parse_toml, read_config_text
 from lorakiln.core.registry import Registry
 
 __all__ = ["IMPORTERS", "Entry", "ImportReport", "import_text", "import_file"]
@@ -47,13 +47,7 @@ _ORDER = ("kohya-gui", "easy-scripts", "dataset-toml", "sd-scripts")
 
 def import_file(path: Path, fmt: str | None = None) -> ImportReport:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(path, f"cannot read: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(path, "not a text file (expected kohya JSON or TOML)") from None
-    return import_text(text, path, fmt)
+    return import_text(read_config_text(path), path, fmt)
 
 
 def import_text(text: str, path: Path, fmt: str | None = None) -> ImportReport:
@@ -75,10 +69,7 @@ def import_text(text: str, path: Path, fmt: str | None = None) -> ImportReport:
 
 
 def _toml(text: str, path: Path) -> dict:
-    try:
-        return tomlkit.parse(text).unwrap()
-    except tomlkit.exceptions.ParseError as e:
-        raise ConfigError(path, f"not valid TOML: {e}") from None
+    return parse_toml(text, path).unwrap()
 
 
 def validate(report: ImportReport) -> None:
@@ -95,13 +86,13 @@ def validate(report: ImportReport) -> None:
                 model.model_validate(report.sections().get(name, {}))
                 break
             except ValidationError as e:
-                _drop_invalid(report, name, e)
+                _drop_invalid(report, name, e, model)
 
 
-def _drop_invalid(report: ImportReport, name: str, e: ValidationError) -> None:
+def _drop_invalid(report: ImportReport, name: str, e: ValidationError, model) -> None:
     for err in e.errors():
         loc = (name, *(str(p) for p in err["loc"]))
         target = next((p for p in sorted(report.values, key=len, reverse=True) if loc[:len(p)] == p), None)
         if target is None:  # a model-level check: name the section's values in the message
             target = next(p for p in report.values if p[0] == name)
-        report.unmap(target, f"rejected by [{name}]: {err['msg']}")
+        report.unmap(target, f"rejected by [{name}]: {describe_error(err, model, name)}")

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from lorakiln.config.importers.apply import apply_key, apply_subsets, empty, merge_dict
+from lorakiln.config.importers.apply import apply_key, empty, merge_dict
 from lorakiln.config.importers.mapping import NET, OPT
 from lorakiln.config.importers.report import Entry, ImportReport
+from lorakiln.config.importers.subsets import SubsetImport
 
 GROUPS = ("general_args", "network_args", "optimizer_args", "saving_args", "bucket_args", "noise_args",
           "sample_args", "logging_args")
@@ -19,7 +20,9 @@ def parse(doc: Mapping[str, Any], path: Path) -> ImportReport:
     report = ImportReport("LoRA Easy Training Scripts TOML", str(path))
     for key, value in doc.items():
         if key == "subsets" and isinstance(value, list):
-            apply_subsets(report, value, "subsets")
+            subsets = SubsetImport(report)
+            subsets.add(value, "subsets")
+            subsets.finish()
         elif isinstance(value, Mapping):
             _walk(report, value, key)
         else:
@@ -35,11 +38,7 @@ def _walk(report: ImportReport, table: Mapping[str, Any], where: str) -> None:
         elif here == "optimizer_args.args.optimizer_args":
             _optimizer_args(report, value, here)
         elif here == "optimizer_args.args.lr_scheduler_args":
-            for k, v in value.items():
-                if k in ("min_lr", "gamma", "d"):
-                    apply_key(report, k, v, f"{here}.{k}", value)
-                else:
-                    report.ignore(f"{here}.{k}", "scheduler argument not interpreted")
+            apply_key(report, "lr_scheduler_args", value, here, table)
         elif isinstance(value, Mapping):
             _walk(report, value, here)
         elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):

@@ -35,19 +35,46 @@ def repair(text: str) -> tuple[str, list[str]]:
     return text, fixes
 
 
+MAX_DEPTH = 8  # a kohya_ss config is one flat object; a few levels allow odd hand edits
+
+
+def _loads(text: str, path: Path):
+    """json.loads, with its non-JSON failures (too deep, an integer of thousands of digits) as ConfigErrors."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ConfigError(path, "JSON nested too deeply (a kohya_ss config is one flat object)") from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as e:  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
+        raise ConfigError(path, f"a value cannot be read: {e}") from None
+
+
+def _depth(doc) -> int:
+    deepest, stack = 0, [(doc, 0)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        if d <= MAX_DEPTH and isinstance(node, (dict, list)):
+            stack += [(v, d + 1) for v in (node.values() if isinstance(node, dict) else node)]
+    return deepest
+
+
 def parse(text: str, path: Path) -> ImportReport:
     report = ImportReport("kohya_ss GUI JSON", str(path))
     try:
-        doc = json.loads(text)
+        doc = _loads(text, path)
     except json.JSONDecodeError:
         fixed, report.repairs = repair(text)
         try:
-            doc = json.loads(fixed)
+            doc = _loads(fixed, path)
         except json.JSONDecodeError as e:
             raise ConfigError(path, f"not valid JSON, even after repairs ({'; '.join(report.repairs) or 'none'}): "
                                     f"line {e.lineno} column {e.colno}: {e.msg}") from None
     if not isinstance(doc, dict):
         raise ConfigError(path, "expected a JSON object of kohya_ss settings")
+    if _depth(doc) > MAX_DEPTH:
+        raise ConfigError(path, f"JSON nested more than {MAX_DEPTH} levels deep (a kohya_ss config is one flat object)")
     apply_table(report, doc)
     if doc.get("sdxl") is True:
         report.notes.append("made for SDXL (\"sdxl\": true)")

@@ -7,6 +7,7 @@ or raises Skip(reason); a Rule without targets is a key we know and ignore, with
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -42,7 +43,11 @@ def _same(v, src):
 def to_int(v, src=None) -> int:
     if isinstance(v, bool):
         raise Skip(f"expected a number, got {v!r}")
-    f = float(v)
+    if isinstance(v, int):
+        return v  # exact, however large: the section model says whether it fits
+    if isinstance(v, str) and re.fullmatch(r"\s*[-+]?\d+\s*", v):
+        return int(v)
+    f = to_float(v)
     if f != int(f):
         raise Skip(f"expected a whole number, got {v!r}")
     return int(f)
@@ -51,7 +56,12 @@ def to_int(v, src=None) -> int:
 def to_float(v, src=None) -> float:
     if isinstance(v, bool):
         raise Skip(f"expected a number, got {v!r}")
-    return float(v)
+    f = float(v)
+    if math.isnan(f):
+        raise Skip(f"{v!r} is not a number (NaN)")
+    if math.isinf(f):
+        raise Skip(f"{v!r} is infinite or beyond the range of a 64-bit float")
+    return f
 
 
 def to_bool(v, src=None) -> bool:
@@ -194,6 +204,23 @@ def extension(v, src=None) -> str:
     return v if v.startswith(".") else "." + v
 
 
+_ARG_KEY = re.compile(r"(?:^|[\s,;]+)([A-Za-z_][A-Za-z0-9_]*)\s*=")
+
+
+def key_values(v: Any) -> list[tuple[str, Any]]:
+    """kohya's `key=value key=value` arguments (a string, a list of such strings, or a table)."""
+    if isinstance(v, Mapping):
+        return list(v.items())
+    if isinstance(v, (list, tuple)):
+        return [kv for item in v for kv in key_values(item)]
+    text = str(v)
+    found = list(_ARG_KEY.finditer(text))
+    if not found or text[: found[0].start()].strip(" ,;"):
+        raise Skip(f"expected key=value arguments, got {v!r}")
+    ends = [m.start() for m in found[1:]] + [len(text)]
+    return [(m.group(1), text[m.end():end].strip().strip(",;").strip().strip("'\"")) for m, end in zip(found, ends)]
+
+
 def _i(*target: str, rule: Convert = to_int) -> Rule:
     return Rule((tuple(target),), rule)
 
@@ -211,6 +238,7 @@ LOADER = "data loading is managed by lorakiln"
 OUTPUT = "outputs always go to the project's runs/<run-id>/"
 LOGS = "lorakiln logs to runs/<run-id>/events.jsonl (TensorBoard with [train].log_tensorboard)"
 BLOCKS = "block-wise dims and learning rates are not supported"
+NO_DATA = "lorakiln's data pipeline has no {}; trained without it"
 
 KOHYA: dict[str, Rule] = {
     # [train]
@@ -263,6 +291,7 @@ KOHYA: dict[str, Rule] = {
     "lr_scheduler_num_cycles": _t(OPT, "lr_scheduler_num_cycles", to_int),
     "lr_scheduler_power": _t(OPT, "lr_scheduler_power", to_float),
     "min_lr": _t(OPT, "min_lr", to_float),
+    "lr_scheduler_min_lr_ratio": _t(OPT, "lr_scheduler_min_lr_ratio", to_float),
     "gamma": _t(OPT, "lr_scheduler_cycle_decay", to_float),
     "max_grad_norm": _t(OPT, "max_grad_norm", to_float),
     # [train.loss]
@@ -359,9 +388,31 @@ KOHYA: dict[str, Rule] = {
     "scale_weight_norms": ign("max-norm regularisation is not supported"),
     "stop_text_encoder_training_pct": ign("a percentage needs the step count: set "
                                           "[train.network].stop_text_encoder_training in steps"),
-    "lr_scheduler_args": ign("scheduler arguments other than min_lr/gamma are not interpreted"),
     "d": ign("REX's shape parameter d is fixed in lorakiln"),
     "wandb_api_key": ign("secret: never imported"),
     "huggingface_token": ign("secret: never imported"),
     "train_mode": ign("lorakiln trains LoRA-family adapters"),
+    # kohya dataset options the data pipeline does not have (reported per subset where they appear)
+    "face_crop_aug_range": ign(NO_DATA.format("face crop augmentation")),
+    "token_warmup_min": ign(NO_DATA.format("token warmup")),
+    "token_warmup_step": ign(NO_DATA.format("token warmup")),
+    "alpha_mask": ign(NO_DATA.format("masked loss (alpha_mask)")),
+    "custom_attributes": ign(NO_DATA.format("custom attributes")),
+    "cache_info": ign("kohya's own cache file; lorakiln keeps its caches in cache/"),
+    "validation_split": ign(NO_DATA.format("a validation split")),
+    "validation_seed": ign(NO_DATA.format("a validation split")),
+    "conditioning_data_dir": ign(NO_DATA.format("ControlNet conditioning images")),
+    "network_multiplier": ign(NO_DATA.format("a per-dataset LoRA multiplier")),
+    "max_train_epochs_per_subset": ign(NO_DATA.format("per-subset epochs")),
+}
+
+# kohya --lr_scheduler_args names -> the KOHYA key that holds the same setting here
+SCHEDULER_ARGS = {
+    "min_lr": "min_lr",  # derrian's REX / CAWR, pytorch_optimizer's REXScheduler
+    "eta_min": "min_lr",  # torch CosineAnnealingWarmRestarts
+    "min_lr_rate": "lr_scheduler_min_lr_ratio",  # transformers' cosine_with_min_lr
+    "gamma": "gamma",  # per-cycle decay of the restart schedulers
+    "num_cycles": "lr_scheduler_num_cycles",
+    "power": "lr_scheduler_power",
+    "d": "d",
 }
