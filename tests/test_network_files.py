@@ -231,3 +231,13 @@ def test_diffusers_kohya_converter_maps_every_name_to_our_module(name):
                 path = path.removeprefix("text_model.")
             hit.add(ours[id(model.get_submodule(path))])
     assert hit == set(net.lora_modules)
+
+
+
+def test_network_metadata_has_the_modelspec_keys_kohya_always_writes(xl):
+    from datetime import datetime
+
+    fam, comps = xl
+    meta = create_network(fam, comps, SPECS["lora"]).metadata(fam, comps)
+    assert meta["modelspec.title"] == "LoRA"
+    assert datetime.fromisoformat(meta["modelspec.date"]).utcoffset() is not None

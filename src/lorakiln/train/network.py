@@ -238,12 +238,18 @@ class LoRANetwork(nn.Module):
             _load_module(self.lora_modules[name], sub, name, where)
         return sorted(by_module)
 
-    def metadata(self, family, comps=None, *, clip_skip: int | None = None) -> dict[str, str]:
-        """Adapter + base-model metadata keys (all strings); training keys are added by the caller."""
+    def metadata(self, family, comps=None, *, clip_skip: int | None = None, title: str = "LoRA") -> dict[str, str]:
+        """Adapter + base-model metadata keys (all strings); training keys are added by the caller.
+
+        Includes the ModelSpec keys kohya always writes (title, date made), so any file saved
+        with these keys carries them; `kiln train` overrides the title with the output name."""
+        from lorakiln.merge.metadata import modelspec_date
+
         spec = self.spec
         meta = {"ss_network_module": spec.network_module(), "ss_network_dim": str(spec.dim),
                 "ss_network_alpha": _num(spec.alpha), "ss_network_dropout": str(float(spec.dropout)),
-                "modelspec.sai_model_spec": "1.0.1"}
+                "modelspec.sai_model_spec": "1.0.1", "modelspec.title": title,
+                "modelspec.date": modelspec_date()}
         args = spec.network_args()
         if args:
             meta["ss_network_args"] = json.dumps(args)
