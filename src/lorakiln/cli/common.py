@@ -24,6 +24,25 @@ from rich.text import Text
 console = Console(stderr=True, emoji=False)
 out = Console(emoji=False)
 
+
+def _flags_show_no_type() -> None:
+    """typer 0.29's rich help prints a value type for every option, on/off flags included
+    (`--force <bool>`, `--help <bool>`), though a flag takes no value; its plain help skips flags."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "skips_flags", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich.skips_flags = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_show_no_type()
+
 ProjectOpt = Annotated[
     Optional[Path],
     typer.Option("--project", "-p", help="Project folder (default: the current folder or a parent)."),
