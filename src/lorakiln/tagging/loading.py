@@ -2,8 +2,10 @@
 
 `identify` names the tagger without touching disk or network (so stored scores can be reused
 without loading anything); `locate` finds its files; `load_tagger` opens the ONNX session.
-With HF_HUB_OFFLINE set, only files already in the cache are used. A missing model is a
-KilnError naming the files expected and where to put them.
+With HF_HUB_OFFLINE set, only files already in the cache are used; the same when the hub
+cannot be reached at all (one quick connection test instead of huggingface_hub's six retries
+with backoff, 20-35 s on an offline machine). A missing model is a KilnError naming the files
+expected and where to put them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Mapping
 
 from lorakiln.core.errors import KilnError
+from lorakiln.core.hub import hub_endpoint, hub_offline, hub_reachable  # noqa: F401  (hub_offline: re-exported)
 from lorakiln.tagging import e621 as _e621  # noqa: F401  (registers the e621 label format)
 from lorakiln.tagging.models import (
     E621_LABELS,
@@ -81,31 +84,27 @@ def load_tagger(files: ModelFiles, device: str = "auto") -> OnnxTagger:
     return OnnxTagger(files.spec.name, files.model, parse(text, str(files.labels)), device)
 
 
-def hub_offline() -> bool:
-    from huggingface_hub import constants
-
-    env = os.environ.get("HF_HUB_OFFLINE", "").strip().upper()
-    return bool(constants.HF_HUB_OFFLINE) or env in {"1", "ON", "YES", "TRUE"}
-
-
 def _from_hub(spec: TaggerSpec, cache_dir: str | None) -> ModelFiles:
     from huggingface_hub import constants, hf_hub_download
 
     offline = hub_offline()
+    endpoint = hub_endpoint()
+    unreachable = not offline and not hub_reachable(endpoint)
     got: list[Path] = []
     try:
         for f in spec.files:
             got.append(Path(hf_hub_download(spec.repo_id, f, revision=spec.revision, cache_dir=cache_dir,
-                                            local_files_only=offline)))
+                                            local_files_only=offline or unreachable, endpoint=endpoint)))
     except Exception as e:  # hub errors come in many types; each gets the same clear advice
         cache = Path(cache_dir) if cache_dir else Path(constants.HF_HUB_CACHE)
-        raise KilnError(_missing_message(spec, cache, offline, e)) from None
+        why = f"{endpoint} cannot be reached from this machine and the files are not in the cache" if unreachable else None
+        raise KilnError(_missing_message(spec, cache, offline, e, why)) from None
     commit = got[0].parent.name if got[0].parent.parent.name == "snapshots" else spec.revision
     return ModelFiles(spec, got[0], got[1], f"hub {spec.repo_id}@{commit}")
 
 
-def _missing_message(spec: TaggerSpec, cache: Path, offline: bool, e: Exception) -> str:
-    why = "not in the local cache (HF_HUB_OFFLINE is set)" if offline else _hub_reason(e)
+def _missing_message(spec: TaggerSpec, cache: Path, offline: bool, e: Exception, why: str | None = None) -> str:
+    why = why or ("not in the local cache (HF_HUB_OFFLINE is set)" if offline else _hub_reason(e))
     files = " + ".join(spec.files)
     repo_dir = cache / f"models--{spec.repo_id.replace('/', '--')}"
     return (
