@@ -74,7 +74,7 @@ def test_train_end_to_end_dry_run_samples_resume_and_rerun(cli, tmp_path):
 
     code, out = cli("train", "--resume", "--max-steps", "3", cwd=proj)  # continue the run one more step
     assert code == 0, out
-    assert "resumed and finished 3 steps" in out
+    assert "resumed and ran step 3 of 3 in" in out  # this process ran one step of three
     _, meta = read_lora(final)
     assert meta["ss_steps"] == "3"
 

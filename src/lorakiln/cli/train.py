@@ -179,8 +179,8 @@ def train(
         return
     if not _is_main_process():
         return  # the other processes hold no final file: one "trained" line, from the main process
-    verb = "resumed and finished" if result.resumed else "trained"
-    out.print(f"[bold green]{verb}[/] {result.steps} steps in {result.seconds:.0f}s: {result.final}")
+    verb = "resumed and ran" if result.resumed else "trained"
+    out.print(f"[bold green]{verb}[/] {result.ran()} in {result.seconds:.0f}s: {result.final}")
 
 
 def register(app: typer.Typer) -> None:

@@ -182,7 +182,8 @@ def _train(ctx: Context) -> StageResult:
     ctx.state["run"] = result.run
     if result.skipped:
         return StageResult("train", f"already trained: {result.run.root.name}", skipped=True, notes=plan.warnings)
-    return StageResult("train", f"{result.steps} steps in {result.seconds:.0f}s -> {result.final}",
+    ran = f"resumed, ran {result.ran()}" if result.resumed else result.ran()
+    return StageResult("train", f"{ran} in {result.seconds:.0f}s -> {result.final}",
                        notes=plan.warnings)
 
 

@@ -310,6 +310,18 @@ class TrainOutcome:
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
+    first_step: int = 0  # steps done before this process (a resumed run's state); steps - first_step ran here
+
+    def ran(self) -> str:
+        """What this process ran, against the total: "72 steps", "steps 37-72 (36 steps) of 72"."""
+        if not self.first_step:
+            return f"{self.steps} steps"
+        if self.first_step >= self.steps:
+            return f"no step (all {self.steps} were done before)"
+        n = self.steps - self.first_step
+        if n == 1:
+            return f"step {self.steps} of {self.steps}"
+        return f"steps {self.first_step + 1}-{self.steps} ({n} steps) of {self.steps}"
 
 
 def matching_run(plan: TrainPlan) -> RunDir | None:

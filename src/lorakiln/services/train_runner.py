@@ -146,6 +146,12 @@ def _load_resume(run: RunDir | None):
     return load_state(states[-1])
 
 
+def _rewind_events(run: RunDir, step: int) -> None:
+    """The events a killed process wrote after the state at `step` are cut (that work runs again)."""
+    r = run.events.rewind(step)
+    run.events.emit("resume", step=step, dropped_events=r.dropped, reached_step=r.reached)
+
+
 def _step_setup(plan: TrainPlan, comps, device, trains_te: bool) -> StepSetup:
     cfg = plan.cfg
     setup = StepSetup(plan.family, comps, plan.datasets, device, cfg.seed,
@@ -207,6 +213,8 @@ def execute(plan: TrainPlan, progress: Progress, resume_run: RunDir | None) -> T
     accelerator = Accelerator(mixed_precision=mp, cpu=not cuda)
     main, world = accelerator.is_main_process, accelerator.num_processes
     resume = _load_resume(resume_run)
+    if resume is not None and main:
+        _rewind_events(resume_run, resume.position.step)
     session_id = int(resume.extra["session_id"]) if resume else random.SystemRandom().randint(0, 2**31 - 1)
     started_at = float(resume.extra["started_at"]) if resume else time.time()
     torch.manual_seed(cfg.seed)
@@ -234,7 +242,7 @@ def execute(plan: TrainPlan, progress: Progress, resume_run: RunDir | None) -> T
                      mp, clip_skip, base_info, req.trigger, plan.dataset_hash(), plan.config_hash(), run.id,
                      plan.datasets[0].spec.subsets[0].options)
     sample_fn = _sampler(plan, comps, run, accelerator.device, warnings)
-    tb = _tensorboard(cfg, run, warnings) if main else None
+    tb = _tensorboard(cfg, run, warnings, resume.position.step if resume else None) if main else None
     if main:
         _record_start(run, plan, facts, table, {"steps": max_steps, "steps_per_epoch": per_epoch,
                       "epochs": cfg.max_train_epochs, "mixed_precision": mp, "device": str(accelerator.device),
@@ -247,7 +255,8 @@ def execute(plan: TrainPlan, progress: Progress, resume_run: RunDir | None) -> T
     if main:
         run.update_info(status="done", finished_at=time.time(), steps=result.steps, final=result.final)
     return TrainOutcome(run, resumed=resume is not None, final=run.root / result.final if result.final else None,
-                        steps=result.steps, seconds=result.seconds, warnings=warnings, losses=result.losses)
+                        steps=result.steps, seconds=result.seconds, warnings=warnings, losses=result.losses,
+                        first_step=result.first_step)
 
 
 def _sampler(plan: TrainPlan, comps, run: RunDir, device, warnings: list[str]):
@@ -271,7 +280,9 @@ def _sampler(plan: TrainPlan, comps, run: RunDir, device, warnings: list[str]):
                         seed=plan.cfg.seed, out_dir=run.samples_dir, device=device)
 
 
-def _tensorboard(cfg, run: RunDir, warnings: list[str]):
+def _tensorboard(cfg, run: RunDir, warnings: list[str], resumed_at: int | None = None):
+    """A TensorBoard writer; a resumed run purges what the killed process logged after its state
+    (those steps run again), as events.jsonl is rewound."""
     if not cfg.log_tensorboard:
         return None
     try:
@@ -280,4 +291,4 @@ def _tensorboard(cfg, run: RunDir, warnings: list[str]):
         warnings.append("log_tensorboard is on but TensorBoard is not installed (pip install tensorboard); "
                         "events.jsonl has the same numbers")
         return None
-    return SummaryWriter(str(run.root / "tensorboard"))
+    return SummaryWriter(str(run.root / "tensorboard"), purge_step=None if resumed_at is None else resumed_at + 1)

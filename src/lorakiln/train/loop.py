@@ -49,11 +49,17 @@ class LoopJob:
 
 @dataclass
 class LoopResult:
-    steps: int
+    steps: int  # optimizer steps done in all (this process and the ones it resumed)
     epochs: int
     final: str | None
-    losses: list[float]
-    seconds: float
+    losses: list[float]  # this process's only
+    seconds: float  # this process's only
+    first_step: int = 0  # steps done before this process started (the resumed state's step)
+
+    @property
+    def ran(self) -> int:
+        """Steps this process ran."""
+        return self.steps - self.first_step
 
 
 def _smooth(prev: float | None, x: float, k: float = 0.1) -> float:
@@ -76,6 +82,7 @@ def train_loop(job: LoopJob, accelerator, progress: Progress) -> LoopResult:
             accelerator.scaler.load_state_dict(job.resume.extra["scaler"])
         st.set_rng_state(job.resume.rng)
         pos = job.resume.position
+    first_step = pos.step
     events = job.run.events if main else None
     te_stopped = False
     smoothed, losses = None, []
@@ -146,9 +153,9 @@ def train_loop(job: LoopJob, accelerator, progress: Progress) -> LoopResult:
          steps_per_epoch=job.steps_per_epoch, epochs=epochs)
     if cfg.sample.sample_at_first and pos.step == 0:
         sample(0, 0, "first")
-    with progress.task("train", total=job.max_steps) as task:
-        if pos.step:
-            task.advance(pos.step)
+    # a resumed run counts only what it runs, so its rate and ETA are its own
+    title = f"train (steps {first_step + 1}-{job.max_steps})" if first_step else "train"
+    with progress.task(title, total=job.max_steps - first_step) as task:
         t_last = time.monotonic()
         while pos.epoch <= epochs and pos.step < job.max_steps:
             epoch = pos.epoch
@@ -219,8 +226,9 @@ def train_loop(job: LoopJob, accelerator, progress: Progress) -> LoopResult:
     if cfg.sample.sample_every_n_epochs or cfg.sample.sample_every_n_steps:
         sample(final_epoch, pos.step, "final")
     seconds = time.monotonic() - started
-    emit("end", step=pos.step, epoch=final_epoch, seconds=round(seconds, 2), final=final_path.name if final_path else None)
-    return LoopResult(pos.step, final_epoch, final_path.name if final_path else None, losses, seconds)
+    emit("end", step=pos.step, epoch=final_epoch, first_step=first_step, ran=pos.step - first_step,
+         seconds=round(seconds, 2), final=final_path.name if final_path else None)
+    return LoopResult(pos.step, final_epoch, final_path.name if final_path else None, losses, seconds, first_step)
 
 
 def rank_batches(batches: list, rank: int, world: int) -> list:
