@@ -34,7 +34,7 @@ def test_dedupe_threshold_beyond_64_bits_stops_dedupe(project, cli):
     ("eval", {"probes": {"seeds": [-1]}}, "greater than or equal to 0"),
     ("filter", {"background": [300, 0, 0]}, "0 to 255"),
     ("filter", {"max_aspect": 0.5}, "every image would be dropped"),
-    ("export", {"repeats": {"main": 10**9}}, "subset 'main'"),
+    ("export", {"repeats": {"main": 10**9}}, "repeats.main: Input should be less than or equal to 10000"),
     ("train", {"seed": -3}, "greater than or equal to 0"),
     ("train", {"optimizer": {"learning_rate": 0}}, "greater than 0"),
     ("train", {"optimizer": {"learning_rate": -1e-4}}, "greater than 0"),

@@ -204,3 +204,13 @@ def test_training_dataset_toml_malformed(tmp_path, data, message):
     with pytest.raises(ConfigError) as e:
         load_dataset_toml(p, SubsetOptions(), BucketConfig(), 1, [])
     assert str(p) in str(e.value) and message in str(e.value)
+
+
+def test_one_bad_subset_repeats_drops_only_that_subset(tmp_path):
+    text = ("[[datasets]]\n  [[datasets.subsets]]\n  image_dir = '/d/a'\n  num_repeats = 0\n"
+            "  [[datasets.subsets]]\n  image_dir = '/d/b'\n  num_repeats = 3\n")
+    report = import_text(text, tmp_path / "ds.toml")
+    assert report.values[("export", "repeats")] == {"b": 3}
+    ignored = {e.source: e.reason for e in report.by_status("ignored")}
+    assert "repeats.a: Input should be greater than or equal to 1" in ignored["datasets[0].subsets[0].num_repeats"]
+    assert [e.target for e in report.by_status("mapped")] == ["export.repeats.b"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -13,7 +13,7 @@ MAX_REPEATS = 10_000  # images x repeats per epoch beyond this is a typo, not a 
 
 @section("export")
 class ExportConfig(SectionModel):
-    repeats: dict[str, int] = Field(
+    repeats: dict[str, Annotated[int, Field(ge=1, le=MAX_REPEATS)]] = Field(
         default_factory=dict,
         description="Repeats per subset, e.g. {main = 10, summer = 3}; `kiln plan` writes these.",
     )
@@ -27,14 +27,6 @@ class ExportConfig(SectionModel):
         "hardlink",
         description="hardlink (no extra disk; falls back to copy across drives) or copy. Images are never modified.",
     )
-
-    @field_validator("repeats")
-    @classmethod
-    def _positive(cls, v: dict[str, int]) -> dict[str, int]:
-        bad = [k for k, n in v.items() if not 1 <= n <= MAX_REPEATS]
-        if bad:
-            raise ValueError(f"repeats must be 1 .. {MAX_REPEATS} (subset {bad[0]!r}: {v[bad[0]]})")
-        return v
 
     @field_validator("caption_extension")
     @classmethod

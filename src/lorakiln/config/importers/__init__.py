@@ -95,4 +95,9 @@ def _drop_invalid(report: ImportReport, name: str, e: ValidationError, model) ->
         target = next((p for p in sorted(report.values, key=len, reverse=True) if loc[:len(p)] == p), None)
         if target is None:  # a model-level check: name the section's values in the message
             target = next(p for p in report.values if p[0] == name)
-        report.unmap(target, f"rejected by [{name}]: {describe_error(err, model, name)}")
+        reason = f"rejected by [{name}]: {describe_error(err, model, name)}"
+        value = report.values.get(target)
+        if isinstance(value, dict) and len(loc) > len(target) and loc[len(target)] in value:
+            report.unmap_item(target, loc[len(target)], reason)  # one subset's repeats, one network arg
+        else:
+            report.unmap(target, reason)

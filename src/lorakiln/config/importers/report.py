@@ -49,10 +49,24 @@ class ImportReport:
         self.entries.append(Entry(source, "unknown", reason="not a key lorakiln knows; not imported"))
 
     def unmap(self, target: tuple[str, ...], reason: str) -> None:
-        """Turn the entries that wrote `target` into ignored ones (their value did not validate)."""
+        """Turn the entries that wrote `target` (or a key of its table) into ignored ones (their value
+        did not validate)."""
         self.values.pop(target, None)
+        dotted = ".".join(target)
         for e in self.entries:
-            if e.status == "mapped" and e.target == ".".join(target):
+            if e.status == "mapped" and e.target and (e.target == dotted or e.target.startswith(dotted + ".")):
+                e.status, e.reason, e.value = "ignored", reason, None
+
+    def unmap_item(self, target: tuple[str, ...], key: str, reason: str) -> None:
+        """Drop one key of a table value (repeats = {main = 0, back = 3}: only main)."""
+        table = {k: v for k, v in self.values[target].items() if k != key}
+        if table:
+            self.values[target] = table
+        else:
+            self.values.pop(target)
+        dotted = ".".join((*target, key))
+        for e in self.entries:
+            if e.status == "mapped" and e.target == dotted:
                 e.status, e.reason, e.value = "ignored", reason, None
 
     def sections(self) -> dict[str, dict]:
