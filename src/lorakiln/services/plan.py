@@ -59,6 +59,14 @@ def manifest_counts(project: Project) -> dict[str, int]:
     return counts
 
 
+def _counts(items) -> dict[str, int]:
+    """Kept images per subset, from the items already read (one pass over the manifest, not two)."""
+    counts: dict[str, int] = {}
+    for it in items:
+        counts[it.subset] = counts.get(it.subset, 0) + 1
+    return counts
+
+
 def folder_counts(folder: Path) -> tuple[dict[str, int], dict[str, str]]:
     """Images per subset of a kohya folder (N_name subfolders) or of one plain image folder.
 
@@ -137,7 +145,7 @@ def plan_project(project: Project, cli: Mapping[str, Any] | None = None, *, batc
     train = project.resolve("train")
     arch = _arch_or_fail(base_arch(train.base or project.info.base, cfg.family), train.base or project.info.base)
     items = project_items(project) if items is None else items
-    inputs = PlanInputs(manifest_counts(project), arch, batch_size or train.train_batch_size,
+    inputs = PlanInputs(_counts(items), arch, batch_size or train.train_batch_size,
                         train.optimizer.optimizer, view_cap(items, _doctor_limit(project)), plan_sources(project, cli))
     plan = make_plan(inputs, cfg)
     changes = _changes(project, plan, force, batch_size is not None)
