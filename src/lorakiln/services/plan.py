@@ -52,13 +52,6 @@ class PlanOutcome:
 
 
 # -- inputs ------------------------------------------------------------------------
-def manifest_counts(project: Project) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for r in project.manifest().kept():
-        counts[r.subset] = counts.get(r.subset, 0) + 1
-    return counts
-
-
 def _counts(items) -> dict[str, int]:
     """Kept images per subset, from the items already read (one pass over the manifest, not two)."""
     counts: dict[str, int] = {}
