@@ -143,7 +143,7 @@ def test_cli_move_list_undo(proj, cli):
     assert set(subsets(proj).values()) == {"main", "summer"}
     code, out = cli("subset", "move", "--tag", "from_behind", "--to", "back", "--id", "ghost", cwd=proj.root)
     assert code == 0 and "moved 6 images" in out and "from summer: 1: img-2" in out and "ghost" in out
-    assert "kiln plan --weight back=0.3" in out
+    assert "`kiln plan` gives subset back its repeats" in out and "--weight back=W" in out
     code, out = cli("subset", "list", cwd=proj.root)
     assert code == 0
     cells = [[c for c in line.split() if c not in "│┃"] for line in out.splitlines()]

@@ -50,8 +50,8 @@ def move(
     if r.elsewhere:
         out.print(f"  [yellow]not in subset {escape(from_ or '')}[/], left alone: {escape(_ids(r.elsewhere))}")
     if r.moved and not dry_run:
-        out.print(f"give it its own weight with `kiln plan --weight {escape(to)}=0.3` (or set "
-                  f"[export] repeats); `kiln subset undo` reverts this move")
+        out.print(escape(f"`kiln plan` gives subset {to} its repeats (a subset of back views is kept under "
+                         f"doctor's share; `--weight {to}=W` to choose); `kiln subset undo` reverts this move"))
 
 
 @subset_app.command("list")
