@@ -140,6 +140,7 @@ def test_recommend_f_beta_and_reason():
     assert [x.weight for x in rec.ranking][:1] == [0.8]
     floor = recommend([a, b, c], beta=2.0, min_fidelity=0.9)
     assert (floor.checkpoint, floor.weight) == ("k-000004.safetensors", 1.0)
+    assert b.score is not None and b.excluded == "fidelity 0.80 is below [eval.recommend] min_fidelity 0.9"
     assert any(f["metric"] == "outfit_lockin" for f in floor.findings)
 
 

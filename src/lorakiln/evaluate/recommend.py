@@ -152,8 +152,10 @@ def recommend(candidates: list[Candidate], beta: float = 2.0, min_fidelity: floa
     for c in candidates:
         c.excluded = idle(c, base)
         c.score = None if c.excluded else score(c, beta)
-    ok = [c for c in candidates if c.score is not None
-          and (c.values.get("fidelity") is None or c.values["fidelity"] >= min_fidelity)]
+        fid = c.values.get("fidelity")
+        if not c.excluded and fid is not None and fid < min_fidelity:
+            c.excluded = f"fidelity {fid:.2f} is below [eval.recommend] min_fidelity {min_fidelity:g}"
+    ok = [c for c in candidates if c.score is not None and not c.excluded]
     if not ok:
         why = ("no checkpoint has a measured effect: every one draws what the base model draws"
                if candidates and all(c.excluded for c in candidates)

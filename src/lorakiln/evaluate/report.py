@@ -190,7 +190,8 @@ def _table(d: ReportData, names: list[str]) -> list[str]:
         c = by_key.get((r["checkpoint"], r["weight"]))
         s = c.score if c else None
         why = html.escape(c.excluded) if c and c.excluded else "not scored"
-        score = f'<td title="{why}">–</td>' if s is None else f"<td>{s:.3f}</td>"
+        score = (f'<td title="{why}">–</td>' if s is None else
+                 f'<td title="not eligible: {why}">({s:.3f})</td>' if c and c.excluded else f"<td>{s:.3f}</td>")
         out.append(f'<tr class="{"best" if best else ""}"><td class="l">{html.escape(r["checkpoint"])}</td>'
                    f'<td>{r["weight"]:g}</td>{score}'
                    + "".join(_cell(r["metrics"].get(n)) for n in names) + "</tr>")
