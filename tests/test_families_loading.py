@@ -169,6 +169,8 @@ def test_missing_and_wrong_files(tmp_path):
         fam.load(str(tmp_path / "empty-folder"))
     with pytest.raises(KilnError, match="not a file, a diffusers folder or a hub repo id"):
         fam.load("not a model")
+    with pytest.raises(KilnError, match="names a preset, not a model.*'cagliostrolab/animagine-xl-3.1'"):
+        fam.load("animagine-xl-3.1")
 
 
 def test_hub_id_offline_gives_a_clear_message(no_network, monkeypatch):

@@ -61,6 +61,16 @@ def find_preset(base: str | None, *, variants: bool = False) -> dict | None:
     return None
 
 
+def hub_repo_for(base: str) -> str | None:
+    """The hub repo a preset lists for this base name (`animagine-xl-3.1` ->
+    `cagliostrolab/animagine-xl-3.1`), or None."""
+    doc = find_preset(base)
+    for alias in (doc or {}).get("preset", {}).get("aliases") or []:
+        if "/" in alias and _norm(alias.split("/", 1)[1]) == _norm(base):
+            return alias
+    return None
+
+
 def get_preset(name: str) -> dict:
     doc = find_preset(name, variants=True) or find_preset(name)  # a name, else a base model's file name
     if doc is None:

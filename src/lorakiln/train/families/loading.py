@@ -55,6 +55,13 @@ def base_kind(base: str | Path) -> str:
         raise ConfigError(p, "base model file not found")
     if HUB_ID.match(s):
         return "hub"
+    from lorakiln.config.presets import find_preset, hub_repo_for
+
+    if find_preset(s) is not None:
+        repo = hub_repo_for(s)
+        where = f" or the hub id {repo!r}" if repo else " or its hub id (owner/name)"
+        raise KilnError(f"base model {s!r} names a preset, not a model: set it to the .safetensors file "
+                        f"you downloaded{where}")
     raise KilnError(f"base model {s!r} is not a file, a diffusers folder or a hub repo id (owner/name)")
 
 
