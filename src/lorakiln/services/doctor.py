@@ -105,24 +105,23 @@ def folder_items(folder: Path) -> tuple[list[Item], list[str]]:
 
 
 def _file_item(img: Path, subset: str, repeats: int, notes: list[str]) -> Item | None:
-    from lorakiln.captions.sidecar_text import read_sidecar
+    from lorakiln.captions.sidecar_text import read_image_caption
     from lorakiln.dataset.decode import probe
-    from lorakiln.dataset.importer import parse_caption
+    from lorakiln.dataset.importer import parse_caption, visible_name
 
-    cap = img.with_suffix(".txt")
-    tags: list[str] = []
-    if cap.exists():
-        try:  # any encoding `kiln import` reads; a damaged caption is a note, as there
-            tags = parse_caption(read_sidecar(cap).text)
-        except ItemError as e:
-            notes.append(f"{e}: caption not read")
+    side = None
+    try:  # any encoding `kiln import` reads; a damaged, folder or broken-link caption is a note, as there
+        side = read_image_caption(img, [".txt"])
+    except ItemError as e:
+        notes.append(f"{e}: caption not read")
     try:
         info = probe(img)
     except ItemError as e:
-        notes.append(f"{e}: left out of the checks")
+        notes.append(f"{visible_name(e.item)}: {e.problem}: left out of the checks")
         return None
-    return Item(f"{subset}/{img.name}", frozenset(norm_tag(t) for t in tags), subset, repeats, info.width,
-                info.height, cap.exists())
+    tags, subset = (parse_caption(side.text) if side else []), visible_name(subset)
+    return Item(visible_name(f"{subset}/{img.name}"), frozenset(norm_tag(t) for t in tags), subset, repeats,
+                info.width, info.height, side is not None)
 
 
 def _tagger(project: Project):

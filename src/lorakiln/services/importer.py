@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lorakiln.captions.sidecar_text import os_problem, read_image_caption
 from lorakiln.config.importing import ImportConfig
 from lorakiln.core.atomic import atomic_open, clean_partials
 from lorakiln.core.errors import ItemError, KilnError
@@ -18,12 +20,12 @@ from lorakiln.core.records import ImageRecord, Status
 from lorakiln.dataset.decode import load_rgb, probe
 from lorakiln.dataset.importer import (
     KohyaFolder,
-    decode_caption,
     image_name,
     kohya_folder_of,
     local_id,
     parse_caption,
     subset_names,
+    visible_name,
 )
 from lorakiln.services.dedupe import map_threads
 from lorakiln.services.project import Project
@@ -39,6 +41,7 @@ class Found:
     subset: str
     repeats: int | None
     kohya: str | None  # the N_name folder it came from
+    origin: str = ""  # the full path as a printable string: what the manifest keeps and errors name
 
 
 @dataclass
@@ -50,6 +53,7 @@ class ImportReport:
     same_content: int = 0
     other_files: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # e.g. a caption read as Shift-JIS
     subsets: Counter = field(default_factory=Counter)
 
 
@@ -64,7 +68,7 @@ def import_folder(project: Project, folder: Path, cfg: ImportConfig, progress: P
     clean_partials(project.images_dir)
     m = project.manifest()
     known = _known_paths(m)
-    todo = [f for f in found if force or not _unchanged(known.get(str(f.path.resolve())), f.path)]
+    todo = [f for f in found if force or not _unchanged(known.get(f.origin), f.path)]
     report.already = len(found) - len(todo)
     seen: set[str] = set()
     if not todo:
@@ -84,8 +88,8 @@ def scan(folder: Path, cfg: ImportConfig, subset: str | None, report: ImportRepo
     captions = set(cfg.caption_extensions)
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(root) / d).resolve() not in skip)
-        rel = Path(root).relative_to(folder).parts
-        kohya = kohya_folder_of((folder.resolve().name, *rel)) if cfg.kohya_folders else None
+        rel = [visible_name(part) for part in Path(root).relative_to(folder).parts]
+        kohya = kohya_folder_of((visible_name(folder.resolve().name), *rel)) if cfg.kohya_folders else None
         for name in sorted(files):
             ext = Path(name).suffix.lower()
             if name.startswith("."):
@@ -96,7 +100,16 @@ def scan(folder: Path, cfg: ImportConfig, subset: str | None, report: ImportRepo
                 report.other_files += 1
     names = subset_names(k for _, k in images if k is not None)
     return [Found(p, subset or (names[k.folder] if k else cfg.default_subset), k.repeats if k else None,
-                  k.folder if k else None) for p, k in images]
+                  k.folder if k else None, origin_of(p)) for p, k in images]
+
+
+def origin_of(path: Path) -> str:
+    """The absolute path, links resolved, as a printable string (a broken link or a loop as it is)."""
+    try:
+        resolved = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # a symbolic link loop: Python 3.11 raises RuntimeError
+        resolved = os.path.abspath(path)
+    return visible_name(str(resolved))
 
 
 @dataclass
@@ -110,13 +123,22 @@ class _Read:
     format: str | None = None
     problem: str | None = None
     caption: list[str] | None = None
+    caption_encoding: str | None = None  # when not UTF-8
+    caption_problem: str | None = None  # the caption file exists but cannot be read as text
+    caption_note: str | None = None
 
 
 def _read(f: Found, cfg: ImportConfig) -> _Read:
     """Hash, probe and (with verify) fully decode one file; the heavy part, run in threads."""
-    st = f.path.stat()
-    md5, sha = file_digests(f.path)
-    out = _Read(md5, sha, st.st_size, st.st_mtime_ns, caption=read_caption(f.path, cfg.caption_extensions))
+    try:
+        st = os.stat(f.path)
+        if not stat.S_ISREG(st.st_mode):  # a named pipe would block the hashing forever
+            raise ItemError(f.origin, "not a regular file (a pipe, socket or device)")
+        md5, sha = file_digests(f.path)
+    except OSError as e:
+        raise ItemError(f.origin, os_problem(e)) from None
+    out = _Read(md5, sha, st.st_size, st.st_mtime_ns)
+    _read_caption(f.path, cfg.caption_extensions, out)
     try:
         info = probe(f.path)
         out.width, out.height, out.format = info.width, info.height, info.format
@@ -127,19 +149,23 @@ def _read(f: Found, cfg: ImportConfig) -> _Read:
     return out
 
 
-def read_caption(image: Path, extensions: list[str]) -> list[str] | None:
+def _read_caption(image: Path, extensions: list[str], out: _Read) -> None:
     """Tags of the first sidecar found: `name.txt`, then `name.png.txt`, per extension in order."""
-    for ext in extensions:
-        for cand in (image.with_suffix(ext), image.with_name(image.name + ext)):
-            if cand.is_file():
-                return parse_caption(decode_caption(cand.read_bytes()))
-    return None
+    try:
+        side = read_image_caption(image, extensions, full_name=True)
+    except ItemError as e:
+        out.caption_problem = f"caption file not read: {visible_name(Path(e.item).name)}: {e.problem}"
+        return
+    if side is not None:
+        out.caption = parse_caption(side.text)
+        out.caption_encoding = side.encoding if side.encoding != "utf-8" else None
+        out.caption_note = side.note and f"{visible_name(side.path.name)}: {side.note}"
 
 
 def _take(project: Project, m: Manifest, f: Found, res: _Read | ItemError, cfg: ImportConfig,
           force: bool, seen: set[str], report: ImportReport) -> None:
-    if isinstance(res, ItemError):  # could not even read the file
-        report.errors.append((str(f.path), res.problem))
+    if isinstance(res, ItemError):  # could not even read the file: no content, no id, no record
+        report.errors.append((f.origin, res.problem))
         return
     rid = local_id(res.sha256)
     if rid in seen:
@@ -147,17 +173,20 @@ def _take(project: Project, m: Manifest, f: Found, res: _Read | ItemError, cfg: 
         return
     seen.add(rid)
     old = m.get(rid)
-    if old is not None and not force:
+    if old is not None and not force and "caption_problem" not in old.extra:
         report.already += 1
         return
     rec = _record(rid, f, res)
+    if res.caption_note:
+        report.notes.append((f.origin, res.caption_note))
     if res.problem is None:
         dest = project.images_dir / image_name(res.sha256, f.path.suffix)
         _place(f.path, dest, res.size, cfg.mode)
         rec.file = project.rel(dest)
-    else:
-        rec.fail(res.problem)
-        report.errors.append((str(f.path), res.problem))
+    problem = res.problem or res.caption_problem
+    if problem:
+        rec.fail(problem)
+        report.errors.append((f.origin, problem))
     m.add(_refresh(old, rec) if old is not None else rec)
     report.refreshed += old is not None
     report.imported += old is None
@@ -165,9 +194,13 @@ def _take(project: Project, m: Manifest, f: Found, res: _Read | ItemError, cfg: 
 
 
 def _record(rid: str, f: Found, res: _Read) -> ImageRecord:
-    extra = {"imported_from": str(f.path.resolve()), "bytes": res.size, "mtime_ns": res.mtime_ns}
+    extra = {"imported_from": f.origin, "bytes": res.size, "mtime_ns": res.mtime_ns}
     if f.repeats is not None:
         extra.update(repeats=f.repeats, kohya_folder=f.kohya)
+    if res.caption_encoding:
+        extra["caption_encoding"] = res.caption_encoding
+    if res.caption_problem:  # read again on the next import, so a fixed caption file is picked up
+        extra["caption_problem"] = res.caption_problem
     return ImageRecord(
         id=rid, source="local", md5=res.md5, sha256=res.sha256, width=res.width, height=res.height,
         format=res.format, subset=f.subset, tags={CAPTION_KEY: res.caption} if res.caption else {}, extra=extra,
@@ -175,6 +208,7 @@ def _record(rid: str, f: Found, res: _Read) -> ImageRecord:
 
 
 _IMPORT_FIELDS = ("file", "md5", "sha256", "width", "height", "format", "subset")
+_PER_IMPORT_EXTRA = ("repeats", "kohya_folder", "caption_encoding", "caption_problem")
 
 
 def _refresh(old: ImageRecord, new: ImageRecord) -> ImageRecord:
@@ -183,7 +217,7 @@ def _refresh(old: ImageRecord, new: ImageRecord) -> ImageRecord:
         setattr(old, name, getattr(new, name))
     tags = {k: v for k, v in old.tags.items() if k != CAPTION_KEY}
     old.tags = {**tags, **new.tags}
-    old.extra = {**{k: v for k, v in old.extra.items() if k not in ("repeats", "kohya_folder")}, **new.extra}
+    old.extra = {**{k: v for k, v in old.extra.items() if k not in _PER_IMPORT_EXTRA}, **new.extra}
     if new.status == Status.error:
         old.fail(new.reason or "unreadable")
     elif old.status == Status.error:
@@ -212,7 +246,7 @@ def _known_paths(m: Manifest) -> dict[str, ImageRecord]:
 
 def _unchanged(rec: ImageRecord | None, path: Path) -> bool:
     """The same path with the same size and mtime was imported before: skip hashing it again."""
-    if rec is None:
+    if rec is None or "caption_problem" in rec.extra:
         return False
     try:
         st = path.stat()
