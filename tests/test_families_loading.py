@@ -188,3 +188,30 @@ def test_checkpoint_without_vae_needs_an_external_one(tiny_files, tmp_path):
         fam.load(str(path))
     comps.vae.save_pretrained(tmp_path / "vae")
     _same_weights(comps.vae, fam.load(str(path), vae=str(tmp_path / "vae")).vae)
+
+
+def test_unreachable_hub_reads_only_the_cache_at_once(monkeypatch, capfd, caplog):
+    """Not offline by setting, but no hub: one refused connection, then the cache; no retries."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    real = socket.create_connection
+
+    def local_only(address, *args, **kwargs):
+        if address[0] != "127.0.0.1":
+            raise AssertionError(f"network access attempted: {address}")
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", local_only)
+    with pytest.raises(KilnError, match="someone/not-cached.*cannot get it"):
+        FAMILIES.get("sdxl").load("someone/not-cached")
+    out = capfd.readouterr()
+    assert "Retrying" not in out.err + out.out + caplog.text

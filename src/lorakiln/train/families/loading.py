@@ -162,8 +162,12 @@ def hub_folder(repo_id: str) -> Path:
     """Local snapshot of a hub repo (diffusers layout), from the cache when offline."""
     from huggingface_hub import snapshot_download
 
+    from lorakiln.core.hub import hub_offline, hub_reachable
+
+    cache_only = hub_offline() or not hub_reachable()  # offline: the cache at once, not six retries
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=HUB_PATTERNS, ignore_patterns=HUB_IGNORE))
+        return Path(snapshot_download(repo_id, allow_patterns=HUB_PATTERNS, ignore_patterns=HUB_IGNORE,
+                                      local_files_only=cache_only))
     except Exception as e:  # noqa: BLE001 - offline, unknown repo, gated...
         raise KilnError(f"base model {repo_id!r}: cannot get it from the Hugging Face hub or its cache "
                         f"({e.__class__.__name__}); download it once, or give a .safetensors file or folder") from None
