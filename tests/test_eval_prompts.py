@@ -97,3 +97,12 @@ def test_png_chunk_is_readable(tmp_path):
     assert read_png_infotext(p).startswith("ünïcode prompt")
     with Image.open(p) as im:
         assert im.info["parameters"].endswith("Size: 8x8")
+
+
+def test_special_tags_of_an_order_style_are_never_the_outfit():
+    """After `kiln caption order --style pony` every caption has score_9/source_anime/rating tags."""
+    from lorakiln.evaluate.dataset_tags import outfit_tags
+
+    shares = {"kilnchan": 1.0, "score_9": 1.0, "source_anime": 1.0, "rating_safe": 1.0, "red_capelet": 0.8,
+              "coat": 0.6}
+    assert outfit_tags(shares, ["kilnchan"]) == ["red_capelet", "coat"]

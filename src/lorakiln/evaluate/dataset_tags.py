@@ -14,6 +14,7 @@ from collections import Counter
 from typing import Iterable, Mapping
 
 from lorakiln.captions.model import tag_key
+from lorakiln.captions.order import SPECIAL_TAGS
 
 # tags that are not about what the picture shows: quality, rating and site meta words
 META = frozenset({
@@ -40,7 +41,7 @@ STATE = frozenset({
     "standing", "sitting", "smile", "open_mouth", "closed_mouth", "blush", ":d", ":o", "expressionless",
     "parted_lips", "teeth", "hand_up", "arms_up", "holding",
 })
-GENERIC = SCENE | STATE | META
+GENERIC = SCENE | STATE | META | SPECIAL_TAGS  # special tags an order style adds (score_9, source_anime)
 
 
 def non_prompt_tags(records: Iterable) -> frozenset[str]:

@@ -154,15 +154,17 @@ def locate_ccip(model: str, local: str | None = None, revision: str = "main", ca
         return folder.name, {f: folder / f for f in CCIP_FILES}, f"folder {folder}"
     from huggingface_hub import hf_hub_download
 
-    from lorakiln.tagging.loading import hub_offline
+    from lorakiln.core.hub import hub_offline, hub_reachable
 
-    offline = hub_offline() or cache_only
+    unreachable = not (hub_offline() or cache_only) and not hub_reachable()
+    offline = hub_offline() or cache_only or unreachable
     try:
         got = {f: Path(hf_hub_download(CCIP_REPO, f"{model}/{f}", revision=revision, cache_dir=cache_dir,
                                        local_files_only=offline)) for f in CCIP_FILES}
     except Exception as e:  # hub errors come in many types; the advice is the same
         why = (("not in the local cache (embedder \"auto\" never downloads; set embedder = \"ccip\" to "
-                "download it)" if cache_only else "not in the local cache (HF_HUB_OFFLINE is set)")
+                "download it)" if cache_only else "not in the local cache (the hub cannot be reached)"
+                if unreachable else "not in the local cache (HF_HUB_OFFLINE is set)")
                if offline else f"{type(e).__name__}")
         raise KilnError(
             f"CCIP model {model}: cannot get {' + '.join(CCIP_FILES)} from {CCIP_REPO}/{model} "
