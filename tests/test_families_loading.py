@@ -190,19 +190,8 @@ def test_checkpoint_without_vae_needs_an_external_one(tiny_files, tmp_path):
     _same_weights(comps.vae, fam.load(str(path), vae=str(tmp_path / "vae")).vae)
 
 
-def test_unreachable_hub_reads_only_the_cache_at_once(monkeypatch, capfd, caplog):
+def test_unreachable_hub_reads_only_the_cache_at_once(unreachable_hub, monkeypatch, capfd, caplog):
     """Not offline by setting, but no hub: one refused connection, then the cache; no retries."""
-    from huggingface_hub import constants
-
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     real = socket.create_connection
 
     def local_only(address, *args, **kwargs):

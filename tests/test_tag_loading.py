@@ -83,30 +83,7 @@ def test_e621_folder_without_wd_labels_uses_the_e621_format(tmp_path):
     assert identify(str(folder))[0].label_format == "wd"  # a WD labels file wins when both exist
 
 
-# -- an unreachable hub: no internet in tests, HF_ENDPOINT points at a closed port on 127.0.0.1 ----
-def _closed_port() -> int:
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-@pytest.fixture
-def unreachable_hub(monkeypatch):
-    from huggingface_hub import constants
-
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # read once at import; the suite sets it
-    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    endpoint = f"http://127.0.0.1:{_closed_port()}"
-    monkeypatch.setenv("HF_ENDPOINT", endpoint)
-    return endpoint
-
-
+# -- an unreachable hub (the `unreachable_hub` fixture in conftest.py) ----------------------------
 def test_unreachable_hub_gives_the_clear_error_without_retries(tmp_path, unreachable_hub, capfd, caplog):
     spec, _ = identify("wd-swinv2-v3")
     with pytest.raises(KilnError) as e:
