@@ -61,9 +61,13 @@ def decode_caption_bytes(data: bytes) -> tuple[str, str]:
             return _strict(data[len(bom):], enc, f"starts with a {enc} byte-order mark but is not valid {enc}")
     if b"\x00" in data:
         enc = _wide_without_bom(data)
-        if enc is None:
+        try:
+            text = data.decode(enc) if enc else ""
+        except UnicodeDecodeError:
+            text = ""
+        if not text or not _plausible(text):
             raise ValueError("holds NUL bytes: a binary file, not caption text")
-        return _strict(data, enc, f"holds NUL bytes and is not valid {enc} text")
+        return text, enc
     try:
         return data.decode(UTF8), UTF8
     except UnicodeDecodeError:
@@ -155,6 +159,11 @@ def _strict(data: bytes, enc: str, problem: str) -> tuple[str, str]:
         return data.decode(enc), enc.removesuffix("-sig")
     except UnicodeDecodeError:
         raise ValueError(problem) from None
+
+
+def _plausible(text: str) -> bool:
+    """Text a person typed: no control characters but line ends and tabs, nothing unassigned or private."""
+    return all(ch in "\t\n\r" or unicodedata.category(ch) not in ("Cc", "Cn", "Co", "Cs") for ch in text)
 
 
 def _wide_without_bom(data: bytes) -> str | None:

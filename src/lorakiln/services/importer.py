@@ -86,7 +86,11 @@ def scan(folder: Path, cfg: ImportConfig, subset: str | None, report: ImportRepo
     """Image files under `folder` (sorted), each with its subset and kohya repeat count."""
     images: list[tuple[Path, KohyaFolder | None]] = []
     captions = set(cfg.caption_extensions)
-    for root, dirs, files in os.walk(folder):
+
+    def unreadable(e: OSError) -> None:  # a subfolder that cannot be listed is reported, not skipped silently
+        report.errors.append((visible_name(os.path.abspath(e.filename or folder)), os_problem(e)))
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(root) / d).resolve() not in skip)
         rel = [visible_name(part) for part in Path(root).relative_to(folder).parts]
         kohya = kohya_folder_of((visible_name(folder.resolve().name), *rel)) if cfg.kohya_folders else None

@@ -123,15 +123,17 @@ def apply_overrides(subsets: list[SubsetSpec], overrides: Mapping[str, Any], not
 
 
 def _caption_for(image: Path, ext: str, class_tokens: str | None) -> tuple[str, bool]:
-    """(caption text, whether a caption file existed); kohya falls back to the class tokens."""
-    for e in (ext, ".caption") if ext != ".caption" else (ext,):
-        cap = image.with_suffix(e)
-        if cap.is_file():
-            try:
-                return cap.read_text(encoding="utf-8").strip(), True
-            except UnicodeDecodeError:
-                raise ItemError(str(cap), "caption file is not UTF-8 text") from None
-    return class_tokens or "", False
+    """(caption text, whether a caption file existed); kohya falls back to the class tokens.
+
+    Read as `kiln import` reads it: any encoding with a BOM, UTF-8 or a detected legacy one,
+    control characters removed; a folder, pipe, broken link or binary file is an ItemError."""
+    from lorakiln.captions.sidecar_text import read_image_caption
+
+    try:
+        side = read_image_caption(image, (ext, ".caption") if ext != ".caption" else (ext,))
+    except ItemError as e:  # named after the image, so say which file is at fault
+        raise ItemError(e.item, f"caption {Path(e.item).name}: {e.problem}") from None
+    return (side.text.strip(), True) if side else (class_tokens or "", False)
 
 
 def scan_subset(spec: SubsetSpec, index: int, out: ScannedDataset) -> None:

@@ -1,0 +1,63 @@
+"""`kiln doctor FOLDER`, `kiln train --data FOLDER` and `kiln plan FOLDER` on a hostile plain folder:
+they read captions as `kiln import` does, never block on a pipe, and name every bad file."""
+
+import os
+from pathlib import Path
+
+from lorakiln.config.doctor import DoctorConfig
+from lorakiln.config.train import BucketConfig, SubsetOptions
+from lorakiln.services.doctor import run_doctor_folder
+from lorakiln.services.plan import folder_counts
+from lorakiln.train.data import DatasetSpec, folder_subsets, scan_dataset
+
+from bad_files import NON_UTF8, image, pipe_guard  # noqa: F401  (pipe_guard is a fixture)
+
+TAGS = "kie, 初音ミク, smile"
+
+
+def _hostile(folder: Path, pipe_guard) -> Path:
+    """5_kie/ with captions in UTF-16, Shift-JIS and UTF-8, a pipe, a folder and a binary file as
+    captions, a link loop, and a non-UTF-8 image name."""
+    sub = folder / "5_kie"
+    sub.mkdir(parents=True)
+    image(sub / "utf16.png", 1, TAGS.encode("utf-16"))
+    image(sub / "sjis.png", 2, TAGS.encode("shift_jis"))
+    image(sub / "plain.png", 3, TAGS.encode("utf-8"))
+    image(sub / "pipe.png", 4)
+    pipe_guard(sub / "pipe.txt")
+    image(sub / "dir.png", 5)
+    (sub / "dir.txt").mkdir()
+    image(sub / "binary.png", 6, b"\x00\x01\x02\x03garbage")
+    (sub / "loop.png").symlink_to("loop.png")
+    image(os.fsencode(sub) + b"/" + NON_UTF8 + b".png", 7, b"kie, odd")
+    return folder
+
+
+def test_doctor_folder_reads_every_encoding_and_notes_bad_captions(tmp_path, pipe_guard):
+    folder = _hostile(tmp_path / "set", pipe_guard)
+    report = run_doctor_folder(folder, DoctorConfig(rules=["trigger"]), ["kie"], None)
+    assert report.images == 7 and report.findings == []  # every caption read has the trigger
+    notes = "\n".join(report.notes)
+    for name, words in (("pipe.txt", "not a regular file"), ("dir.txt", "a folder"), ("binary.txt", "NUL")):
+        assert any(name in n and words in n for n in report.notes), notes
+    assert "hung" not in notes
+    notes.encode("utf-8")  # printable
+
+
+def test_train_data_reads_captions_like_import_and_skips_bad_ones(tmp_path, pipe_guard):
+    folder = _hostile(tmp_path / "set", pipe_guard)
+    subs = folder_subsets(folder, SubsetOptions())
+    scanned = scan_dataset(DatasetSpec(subs, BucketConfig(), 1))
+    captions = {Path(it.path).name: it.caption for it in scanned.items}
+    assert captions["utf16.png"] == captions["sjis.png"] == captions["plain.png"] == TAGS
+    assert not any("\x00" in c or "hung" in c for c in captions.values())
+    problems = {Path(p).name: why for p, why in scanned.problems}
+    assert set(problems) == {"pipe.png", "dir.png", "binary.png"}
+    assert problems["dir.png"].startswith("caption dir.txt: a folder")
+
+
+def test_plan_folder_counts_only_image_files(tmp_path, pipe_guard):
+    folder = _hostile(tmp_path / "set", pipe_guard)
+    (folder / "5_kie" / "folder.png").mkdir()
+    counts, _ = folder_counts(folder)
+    assert counts == {"kie": 7}  # not the loop, not the folder
