@@ -61,3 +61,34 @@ def test_plan_folder_counts_only_image_files(tmp_path, pipe_guard):
     (folder / "5_kie" / "folder.png").mkdir()
     counts, _ = folder_counts(folder)
     assert counts == {"kie": 7}  # not the loop, not the folder
+
+
+def test_export_rewrites_a_caption_someone_saved_as_utf16(project):
+    from test_caption_data import add_images, kafka_records
+
+    from lorakiln.services.export import export_dataset
+    from lorakiln.services.project import open_project
+
+    add_images(project, kafka_records(2))
+    export_dataset(open_project(project.root))
+    cap = next(project.dataset_dir.rglob("danbooru-100.txt"))
+    text = cap.read_text(encoding="utf-8")
+    cap.write_bytes(text.encode("utf-16"))  # a tag editor re-saved it
+    res = export_dataset(open_project(project.root))  # was a UnicodeDecodeError
+    assert res.captions_written == 1 and cap.read_text(encoding="utf-8") == text
+
+
+def test_eval_reads_reference_captions_with_the_same_reader(project, tmp_path):
+    from lorakiln.config.eval import EvalConfig
+    from lorakiln.services.evaluate import dataset_facts
+
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    image(refs / "a.png", 1, "kafka_hsr, 初音ミク, smile".encode("utf-16"))
+    image(refs / "b.png", 2, b"kafka_hsr, \xe9t\xe9")  # cp1252
+    (refs / "c.txt").mkdir()
+    image(refs / "c.png", 3)
+    facts = dataset_facts({}, project, EvalConfig(), sorted(refs.glob("*.png")))
+    assert facts.n_images == 2
+    assert "初音ミク" in facts.shares and "été" in facts.shares
+    assert not any("\x00" in t or "\ufffd" in t for t in facts.shares)

@@ -105,15 +105,30 @@ def dataset_facts(meta: dict[str, str], project, cfg: EvalConfig, ref_files: lis
     freq = tag_frequency(meta)
     n = sum(int(d.get("img_count", 0)) for d in dataset_dirs(meta).values())
     if not freq:  # no ss_tag_frequency: the reference pictures' caption files
-        caps = [f.with_suffix(".txt") for f in ref_files if f.with_suffix(".txt").is_file()]
-        for c in caps:
-            freq.update({t.strip(): 1 for t in c.read_text(encoding="utf-8", errors="replace").split(",") if t.strip()})
-        n = len(caps)
+        n = _reference_caption_tags(ref_files, freq)
     shares = tag_shares(freq, n)
     trig = meta.get("lorakiln_trigger") or meta.get("modelspec.trigger_phrase") or ""
     trigger = [t.strip() for t in trig.split(",") if t.strip()] or list(project.info.trigger)
     outfit = outfit_tags(shares, trigger, cfg.probes.dataset_tags, exclude=non_prompt_tags(project.manifest()))
     return DatasetFacts(shares, n, trigger, subject(shares), outfit)
+
+
+def _reference_caption_tags(ref_files: list[Path], freq) -> int:
+    """Count each caption's tags into `freq`; returns how many captions were read. The reader
+    `kiln import` uses: any encoding, no U+FFFD in a tag, an unusable caption file skipped."""
+    from lorakiln.captions.sidecar_text import read_image_caption
+    from lorakiln.core.errors import ItemError
+
+    n = 0
+    for f in ref_files:
+        try:
+            side = read_image_caption(f, [".txt"])
+        except ItemError:
+            continue
+        if side is not None:
+            n += 1
+            freq.update({t.strip(): 1 for t in side.text.split(",") if t.strip()})
+    return n
 
 
 def reference_files(cfg: EvalConfig, project, run_config: dict) -> list[Path]:

@@ -104,7 +104,8 @@ def _write_item(item: ExportItem, out: Path, link: str, res: ExportResult, force
     elif how == "copied":
         res.copied += 1
     cap = out / item.caption_rel
-    if not force and cap.is_file() and cap.read_text(encoding="utf-8") == item.caption:
+    # bytes, not text: a caption someone re-saved as UTF-16 is rewritten, not a UnicodeDecodeError
+    if not force and cap.is_file() and cap.read_bytes() == item.caption.encode("utf-8"):
         res.unchanged += how == "unchanged"
         return
     write_text(cap, item.caption)
