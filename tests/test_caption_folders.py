@@ -92,3 +92,18 @@ def test_eval_reads_reference_captions_with_the_same_reader(project, tmp_path):
     assert facts.n_images == 2
     assert "初音ミク" in facts.shares and "été" in facts.shares
     assert not any("\x00" in t or "\ufffd" in t for t in facts.shares)
+
+
+def test_train_subset_names_from_non_utf8_folders_can_go_into_metadata(tmp_path):
+    root = os.fsencode(tmp_path)
+    os.mkdir(root + b"/3_" + NON_UTF8)
+    image(root + b"/3_" + NON_UTF8 + b"/a.png", 1, b"kie, smile")
+    subs = folder_subsets(tmp_path, SubsetOptions())
+    assert [(s.name, s.class_tokens, s.num_repeats) for s in subs] == [("3_\\xff\\xfe-bad", "\\xff\\xfe-bad", 3)]
+    scanned = scan_dataset(DatasetSpec(subs, BucketConfig(), 1))
+    assert [it.caption for it in scanned.items] == ["kie, smile"]
+    # safetensors metadata must be UTF-8: a lone surrogate failed the save after training
+    import torch
+    from safetensors.torch import save
+
+    save({"w": torch.zeros(1)}, metadata={"ss_dataset_dirs": subs[0].name})

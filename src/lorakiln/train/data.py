@@ -81,19 +81,23 @@ def folder_subsets(root: Path, options, *, is_reg: bool = False, default_repeats
     if not root.is_dir():
         raise ConfigError(root, "training folder does not exist")
     subsets = []
+    from lorakiln.dataset.importer import visible_name  # names go into the LoRA's metadata: UTF-8 only
+
     for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        parsed = parse_folder_name(child.name)
+        name = visible_name(child.name)
+        parsed = parse_folder_name(name)
         if parsed is None:
             notes.append(f"{child}: skipped, the folder name has no repeats prefix (N_name)")
             continue
         if parsed[0] == 0:
             notes.append(f"{child}: skipped, 0 repeats")
             continue
-        subsets.append(SubsetSpec(child.name, child, parsed[0], options, is_reg, parsed[1]))
+        subsets.append(SubsetSpec(name, child, parsed[0], options, is_reg, parsed[1]))
     if not subsets and _has_images(root):
-        parsed = parse_folder_name(root.name)
-        reps, cls = parsed if parsed else (default_repeats, root.name)
-        subsets.append(SubsetSpec(root.name, root, reps, options, is_reg, cls))
+        name = visible_name(root.name)
+        parsed = parse_folder_name(name)
+        reps, cls = parsed if parsed else (default_repeats, name)
+        subsets.append(SubsetSpec(name, root, reps, options, is_reg, cls))
     if not subsets:
         raise ConfigError(root, "no images and no N_name subfolders with images (kohya layout: 10_name/img.png + img.txt)")
     return subsets
