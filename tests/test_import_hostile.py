@@ -108,9 +108,11 @@ def test_bad_caption_files_mark_the_image_until_fixed(project, tmp_path):
 
 def test_cli_import_of_odd_names_prints_them(project, tmp_path, cli):
     odd_names(tmp_path / "src")
+    (tmp_path / "src" / "[bold]gone.png").symlink_to("nowhere.png")  # rich markup in a name
     code, output = cli("import", str(tmp_path / "src"), cwd=project.root)
     assert code == 0, output
     assert "loop.png" in output and "3 imported" in output and "\\xff\\xfe-bad" in output
+    assert "[bold]gone.png: missing" in output
 
 
 def test_unreadable_files_and_folders_are_reported(project, tmp_path):

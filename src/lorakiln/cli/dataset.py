@@ -29,11 +29,11 @@ def import_(
               f"{r.already} already imported, {r.same_content} same content twice, "
               f"[red]{len(r.errors)} errors[/]" + (f"; {r.other_files} other files skipped" if r.other_files else ""))
     for name, n in sorted(r.subsets.items()):
-        out.print(f"  subset {name}: {n}")
-    for path, why in r.errors:
-        out.print(f"  [red]error[/] {path}: {why}")
+        out.print(f"  subset {escape(name)}: {n}")
+    for path, why in r.errors:  # file names like `[bold]a.png` are shown as they are
+        out.print(f"  [red]error[/] {escape(path)}: {escape(why)}")
     for path, why in r.notes:
-        out.print(f"  note {path}: {why}")
+        out.print(f"  note {escape(path)}: {escape(why)}")
 
 
 def dedupe(

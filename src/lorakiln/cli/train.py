@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperCommand
 
@@ -168,8 +169,8 @@ def train(
         return
     for w in plan.warnings:
         console.print(f"[yellow]warning:[/] {w}")
-    for path, reason in plan.problems:
-        console.print(f"[yellow]skipped[/] {path}: {reason}")
+    for path, reason in plan.problems:  # a file named `[bold]a.png` is shown as it is
+        console.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(reason)}")
     for n in plan.notes:
         console.print(f"note: {n}")
     result = svc.run_training(plan, RichProgress(), resume_run=run, force=force)

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 from lorakiln.core.errors import ConfigError, ItemError
 from lorakiln.core.hashing import sha256_file
 from lorakiln.dataset.decode import probe
+from lorakiln.dataset.importer import visible_name  # names reach metadata and JSON: UTF-8 only
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".avif", ".jxl")
 _REPEATS = re.compile(r"^(\d+)_(.+)$")
@@ -81,8 +82,6 @@ def folder_subsets(root: Path, options, *, is_reg: bool = False, default_repeats
     if not root.is_dir():
         raise ConfigError(root, "training folder does not exist")
     subsets = []
-    from lorakiln.dataset.importer import visible_name  # names go into the LoRA's metadata: UTF-8 only
-
     for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         name = visible_name(child.name)
         parsed = parse_folder_name(name)
@@ -149,10 +148,10 @@ def scan_subset(spec: SubsetSpec, index: int, out: ScannedDataset) -> None:
             info = probe(path)
             caption, found = _caption_for(path, spec.options.caption_extension, spec.class_tokens)
         except ItemError as e:
-            out.problems.append((str(path), e.problem))
+            out.problems.append((visible_name(str(path)), e.problem))
             continue
         if info.width < 8 or info.height < 8:
-            out.problems.append((str(path), f"image too small ({info.width}x{info.height})"))
+            out.problems.append((visible_name(str(path)), f"image too small ({info.width}x{info.height})"))
             continue
         missing += not found
         out.items.append(Item(path, caption, (info.width, info.height), index, sha256_file(path)))
