@@ -107,3 +107,27 @@ def test_train_subset_names_from_non_utf8_folders_can_go_into_metadata(tmp_path)
     from safetensors.torch import save
 
     save({"w": torch.zeros(1)}, metadata={"ss_dataset_dirs": subs[0].name})
+
+
+def test_unreadable_subfolder_is_named_not_a_traceback(tmp_path):
+    import pytest
+
+    from lorakiln.core.errors import KilnError
+
+    for sub in ("2_a", "3_b"):
+        (tmp_path / "k" / sub).mkdir(parents=True)
+    image(tmp_path / "k" / "2_a" / "a.png", 1, b"kie, smile")
+    image(tmp_path / "k" / "3_b" / "b.png", 2, b"kie")
+    locked = tmp_path / "k" / "3_b"
+    locked.chmod(0)
+    try:
+        if os.access(locked, os.R_OK):
+            pytest.skip("this user reads folders whatever their permissions (root)")
+        report = run_doctor_folder(tmp_path / "k", DoctorConfig(rules=["trigger"]), ["kie"], None)
+        assert report.images == 1 and any("3_b" in n and "permission denied" in n for n in report.notes)
+        with pytest.raises(KilnError, match="3_b: folder not readable"):
+            folder_counts(tmp_path / "k")
+        scanned = scan_dataset(DatasetSpec(folder_subsets(tmp_path / "k", SubsetOptions()), BucketConfig(), 1))
+        assert len(scanned.items) == 1 and [Path(p).name for p, _ in scanned.problems] == ["3_b"]
+    finally:
+        locked.chmod(0o755)

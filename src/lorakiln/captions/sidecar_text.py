@@ -11,7 +11,6 @@ refused with its reason, as is anything that is not a regular file of a sensible
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 import unicodedata
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Iterable
 
 from lorakiln.core.errors import ItemError
-from lorakiln.dataset.importer import visible_name
+from lorakiln.dataset.folders import os_problem, visible_name
 
 MAX_CAPTION_BYTES = 1 << 20  # a caption is a few hundred bytes; a megabyte is a wrong file
 UTF8 = "utf-8"
@@ -144,14 +143,6 @@ def _read_bytes(path: Path, shown: str) -> bytes:
     if len(data) > MAX_CAPTION_BYTES:  # grew after the size check
         raise ItemError(shown, f"grew past {MAX_CAPTION_BYTES} bytes while read: not a caption")
     return data
-
-
-def os_problem(e: OSError) -> str:
-    """An OSError in words, without the (possibly unprintable) file name Python appends."""
-    known = {errno.ELOOP: "a symbolic link loop", errno.ENOENT: "missing (a broken symbolic link?)",
-             errno.EACCES: "not readable (permission denied)", errno.EPERM: "not readable (not permitted)",
-             errno.EISDIR: "a folder, not a file", errno.ENAMETOOLONG: "a name too long for the file system"}
-    return known.get(e.errno, f"not readable ({e.strerror or type(e).__name__})")
 
 
 def _strict(data: bytes, enc: str, problem: str) -> tuple[str, str]:

@@ -58,15 +58,6 @@ def parse_caption(text: str) -> list[str]:
     return list(seen)
 
 
-def visible_name(text: str) -> str:
-    """A file name or path as a printable string: bytes that are not UTF-8 (which Python keeps as
-    lone surrogates) are shown as `\\xff`, so manifests, JSON and terminals can hold it."""
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate no file system decoding produced
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def local_id(sha256: str) -> str:
     return f"local-{sha256[:16]}"
 

@@ -10,6 +10,7 @@ from lorakiln.config.doctor import DoctorConfig
 from lorakiln.config.sections import sections
 from lorakiln.core.errors import ItemError, KilnError
 from lorakiln.core.records import ImageRecord
+from lorakiln.dataset.folders import entries, image_files
 from lorakiln.planning.doctor import Dataset, Finding, Item, norm_tag, run_rules
 from lorakiln.services.plan import IMAGE_EXTS, REPEATS_DIR, base_arch
 from lorakiln.services.project import Project
@@ -92,12 +93,17 @@ def record_item(r: ImageRecord, repeats: int, tagger=None) -> Item:
 
 
 def folder_items(folder: Path) -> tuple[list[Item], list[str]]:
-    subdirs = [(d, int(m.group(1)), m.group(2)) for d in sorted(folder.iterdir())
+    subdirs = [(d, int(m.group(1)), m.group(2)) for d in entries(folder)
                if d.is_dir() and (m := REPEATS_DIR.match(d.name))]
     groups = subdirs or [(folder, 1, folder.name)]
     items, notes = [], []
     for d, repeats, subset in groups:
-        for img in sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS):
+        try:
+            images = image_files(d, IMAGE_EXTS)
+        except ItemError as e:  # a subfolder one may not read is a note, not a traceback
+            notes.append(f"{e}: left out of the checks")
+            continue
+        for img in images:
             item = _file_item(img, subset, repeats, notes)
             if item is not None:  # an unreadable image is a note, not a training image
                 items.append(item)
@@ -107,7 +113,8 @@ def folder_items(folder: Path) -> tuple[list[Item], list[str]]:
 def _file_item(img: Path, subset: str, repeats: int, notes: list[str]) -> Item | None:
     from lorakiln.captions.sidecar_text import read_image_caption
     from lorakiln.dataset.decode import probe
-    from lorakiln.dataset.importer import parse_caption, visible_name
+    from lorakiln.dataset.folders import visible_name
+    from lorakiln.dataset.importer import parse_caption
 
     side = None
     try:  # any encoding `kiln import` reads; a damaged, folder or broken-link caption is a note, as there

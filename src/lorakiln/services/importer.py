@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lorakiln.captions.sidecar_text import os_problem, read_image_caption
+from lorakiln.captions.sidecar_text import read_image_caption
 from lorakiln.config.importing import ImportConfig
 from lorakiln.core.atomic import atomic_open, clean_partials
 from lorakiln.core.errors import ItemError, KilnError
@@ -18,6 +18,7 @@ from lorakiln.core.manifest import Manifest, ManifestSaver
 from lorakiln.core.progress import Progress
 from lorakiln.core.records import ImageRecord, Status
 from lorakiln.dataset.decode import load_rgb, probe
+from lorakiln.dataset.folders import os_problem, visible_name
 from lorakiln.dataset.importer import (
     KohyaFolder,
     image_name,
@@ -25,7 +26,6 @@ from lorakiln.dataset.importer import (
     local_id,
     parse_caption,
     subset_names,
-    visible_name,
 )
 from lorakiln.services.dedupe import map_threads
 from lorakiln.services.project import Project

@@ -21,6 +21,7 @@ from lorakiln.config.presets import find_preset
 from lorakiln.config.sections import sections
 from lorakiln.core.atomic import write_json
 from lorakiln.core.errors import KilnError
+from lorakiln.dataset.folders import entries, image_files
 from lorakiln.planning.plan import Plan, PlanInputs, make_plan
 from lorakiln.planning.views import BACK, ViewCap
 
@@ -70,7 +71,7 @@ def folder_counts(folder: Path) -> tuple[dict[str, int], dict[str, str]]:
         raise KilnError(f"{folder}: not a folder")
     counts: dict[str, int] = {}
     dirs: dict[str, str] = {}
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+    for sub in (p for p in entries(folder) if p.is_dir()):  # unreadable: an ItemError naming it
         m = REPEATS_DIR.match(sub.name)
         n = _count_images(sub)
         if m and n:
@@ -87,7 +88,7 @@ def folder_counts(folder: Path) -> tuple[dict[str, int], dict[str, str]]:
 
 
 def _count_images(folder: Path) -> int:
-    return sum(1 for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    return len(image_files(folder, IMAGE_EXTS))
 
 
 def base_arch(base: str | None, override: str | None = None) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from lorakiln.core.errors import ConfigError, ItemError
 from lorakiln.core.hashing import sha256_file
 from lorakiln.dataset.decode import probe
-from lorakiln.dataset.importer import visible_name  # names reach metadata and JSON: UTF-8 only
+from lorakiln.dataset.folders import entries, image_files, visible_name  # names reach metadata and JSON: UTF-8 only
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".avif", ".jxl")
 _REPEATS = re.compile(r"^(\d+)_(.+)$")
@@ -67,7 +67,7 @@ def parse_folder_name(name: str) -> tuple[int, str] | None:
 
 
 def _has_images(folder: Path) -> bool:
-    return any(p.suffix.lower() in IMAGE_EXTS for p in folder.iterdir() if p.is_file())
+    return bool(image_files(folder, IMAGE_EXTS))
 
 
 def folder_subsets(root: Path, options, *, is_reg: bool = False, default_repeats: int = 1,
@@ -82,7 +82,7 @@ def folder_subsets(root: Path, options, *, is_reg: bool = False, default_repeats
     if not root.is_dir():
         raise ConfigError(root, "training folder does not exist")
     subsets = []
-    for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for child in (p for p in entries(root) if p.is_dir() and not p.name.startswith(".")):
         name = visible_name(child.name)
         parsed = parse_folder_name(name)
         if parsed is None:
@@ -141,7 +141,11 @@ def _caption_for(image: Path, ext: str, class_tokens: str | None) -> tuple[str, 
 
 def scan_subset(spec: SubsetSpec, index: int, out: ScannedDataset) -> None:
     """Add the subset's readable images to `out`; record every unreadable one with its reason."""
-    files = sorted(p for p in spec.image_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    try:
+        files = image_files(spec.image_dir, IMAGE_EXTS)
+    except ItemError as e:  # a subset folder one may not read is skipped with its reason
+        out.problems.append((e.item, e.problem))
+        return
     missing = 0
     for path in files:
         try:
