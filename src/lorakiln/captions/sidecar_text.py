@@ -12,6 +12,7 @@ refused with its reason, as is anything that is not a regular file of a sensible
 from __future__ import annotations
 
 import os
+import re
 import stat
 import unicodedata
 from dataclasses import dataclass
@@ -30,9 +31,10 @@ _BOMS = (  # UTF-32 first: its little-endian mark starts with UTF-16's
 )
 LEGACY_ENCODINGS = ["cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1257", "koi8_r",
                     "cp932", "euc_jp", "gb18030", "big5", "cp949"]
-_AS_SPACE = {"\t", "\v", "\f", "\x85", "\u00a0"}
-_AS_NEWLINE = {"\r", "\u2028", "\u2029"}
-_INVISIBLE = {"\ufeff", "\u200b", "\ufffe"}  # byte-order marks and zero-width spaces left in the text
+_AS_SPACE = re.compile("[\t\v\f\x85\u00a0]")
+_AS_NEWLINE = re.compile("[\r\u2028\u2029]")
+# the other C0 and C1 control characters (category Cc), byte-order marks and zero-width spaces
+_REMOVED = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\u200b\ufeff\ufffe]")
 
 
 @dataclass(frozen=True)
@@ -83,17 +85,8 @@ def clean_caption_text(text: str) -> tuple[str, int]:
     if "\ufffd" in text:
         raise ValueError("holds U+FFFD replacement characters: an earlier conversion damaged it; "
                          "retype the damaged tags")
-    out, removed = [], 0
-    for ch in text.replace("\r\n", "\n"):
-        if ch in _AS_SPACE:
-            out.append(" ")
-        elif ch in _AS_NEWLINE:
-            out.append("\n")
-        elif ch in _INVISIBLE or (ch != "\n" and unicodedata.category(ch) == "Cc"):
-            removed += 1
-        else:
-            out.append(ch)
-    return "".join(out), removed
+    text = _AS_NEWLINE.sub("\n", text.replace("\r\n", "\n"))
+    return _REMOVED.subn("", _AS_SPACE.sub(" ", text))
 
 
 def read_sidecar(path: Path) -> SidecarText:
