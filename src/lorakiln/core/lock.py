@@ -22,6 +22,7 @@ from typing import Callable
 from lorakiln.core.errors import KilnError
 
 LOCK_FILE = ".kiln.lock"
+GRACE = 0.4  # seconds a writer retries before calling the project busy (`kiln status` peeks briefly)
 
 
 @dataclass(frozen=True)
@@ -94,16 +95,17 @@ def acquire(root: Path, command: str, wait: float = 0.0,
         _held[key].depth += 1
         return
     fd = os.open(key / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
-    deadline = time.monotonic() + wait
+    start = time.monotonic()
     told = False
     while not _try_lock(fd):
-        if time.monotonic() >= deadline:
+        waited = time.monotonic() - start
+        if waited >= max(wait, GRACE):
             os.close(fd)
             raise ProjectBusy(key, read_holder(key), hint)
-        if on_wait and not told:
+        if on_wait and not told and waited >= GRACE:
             on_wait(read_holder(key))
             told = True
-        time.sleep(poll)
+        time.sleep(min(poll, GRACE / 4))
     _write_holder(fd, command)
     _held[key] = _Held(fd, 1)
 
