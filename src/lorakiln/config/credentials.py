@@ -18,14 +18,20 @@ login = "alice"        # also names you in the User-Agent, as e621 asks
 api_key = "..."
 ```
 The key is held as a SecretStr so it never shows in a repr, a log line or a traceback.
+Text a site sends back (error bodies, pages) can still echo it: `secret_forms` lists every
+form it can take there and `redact_forms` masks them.
 """
 
 from __future__ import annotations
 
+import base64
+import html
+import json
 import os
 import re
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
+from urllib.parse import quote, quote_plus
 
 import tomlkit
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
@@ -102,3 +108,59 @@ def _file_table(path: Path, site: str) -> dict:
     if not isinstance(table, dict):
         raise ConfigError(path, f"[{site}] must be a table")
     return table
+
+
+# -- redaction ---------------------------------------------------------------------------------
+MASK = "***"
+_MIN_PLAIN = 3  # shorter values would mask ordinary text
+_MIN_CORE = 8  # a base64 run of a secret inside a longer encoded text
+
+
+def secret_forms(secrets: Iterable[str | None], basic: tuple[str, str] | None = None) -> list[str]:
+    """Every way these secrets can appear in text a site echoes back, longest first: as written,
+    URL- and percent-encoded (either hex case), JSON- and HTML-escaped, base64 (standard or
+    URL-safe, padded or not, and the run of characters they give at any offset inside a longer
+    base64 text), and the HTTP Basic credential base64("login:key") in full."""
+    forms: set[str] = set()
+    for s in (s for s in secrets if s and len(s) >= _MIN_PLAIN):
+        forms |= _text_forms(s) | _base64_forms(s.encode())
+        if len(s) >= _MIN_CORE:
+            forms |= _base64_cores(s.encode())
+    if basic and all(basic):
+        for enc in _base64_forms(f"{basic[0]}:{basic[1]}".encode()):
+            forms |= {enc, *_percent(enc)}
+    return sorted((f for f in forms if len(f) >= _MIN_PLAIN), key=len, reverse=True)
+
+
+def redact_forms(text: str, forms: Iterable[str]) -> str:
+    """`text` with every form (from secret_forms) masked."""
+    for f in forms:
+        if f in text:
+            text = text.replace(f, MASK)
+    return text
+
+
+def _text_forms(s: str) -> set[str]:
+    return {s, *_percent(s), quote_plus(s), json.dumps(s)[1:-1], json.dumps(s, ensure_ascii=False)[1:-1],
+            html.escape(s)}
+
+
+def _percent(s: str) -> set[str]:
+    upper = {quote(s, safe=""), quote(s), quote_plus(s)}
+    return upper | {re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), u) for u in upper}
+
+
+def _base64_forms(raw: bytes) -> set[str]:
+    std, url = base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()
+    return {std, url, std.rstrip("="), url.rstrip("=")}
+
+
+def _base64_cores(raw: bytes) -> set[str]:
+    """The base64 characters fixed by `raw` alone, for each of the three byte offsets it may sit at."""
+    cores = set()
+    for off in range(3):
+        enc = base64.b64encode(b"\0" * off + raw).decode()
+        core = enc[-(-8 * off // 6): 8 * (off + len(raw)) // 6]
+        if len(core) >= _MIN_CORE:
+            cores |= {core, core.translate(str.maketrans("+/", "-_"))}
+    return cores

@@ -6,9 +6,10 @@ safebooru.org or e621 (reference/datasets.md §9), for the tests and the offline
 
 It filters posts by the searched tags (`-tag`, `rating:`, `score:>=N`, `id:<N`, score order),
 pages them (`limit`, `page=N`, `page=b<id>`/`a<id>`, `pid`), serves the image files, enforces
-auth and tag limits when asked, injects failures on demand (429 with Retry-After, 500, an HTML
-page, a truncated or corrupted file, an empty page, a dropped connection) and logs every
-request (path, query, headers, time) so tests can check paging, rates and headers.
+auth and tag limits when asked, injects failures on demand (demo/faults.py: 429 with Retry-After,
+5xx, an HTML page, truncated, corrupted, slow, oversized or mislabelled files, malformed post
+fields, redirect loops, a page echoing the request's headers...) and logs every request (path,
+query, headers, time) so tests can check paging, rates and headers.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
+
+from lorakiln.demo import faults
+from lorakiln.demo.faults import Fault
 
 
 SITES = ("danbooru", "gelbooru", "safebooru", "e621")
@@ -44,8 +48,6 @@ _RATING_IN = {
 }
 _RATING_IN["safebooru"] = _RATING_IN["gelbooru"]
 _FREE = ("rating:", "status:deleted", "limit:")
-_CLOUDFLARE = (b"<!DOCTYPE html><html><head><title>Just a moment...</title></head>"
-               b"<body><h1>Checking your browser before accessing the site.</h1></body></html>")
 
 
 @dataclass
@@ -68,18 +70,6 @@ class ReplayPost:
     @property
     def all_tags(self) -> set[str]:
         return {t for tags in self.tags.values() for t in tags}
-
-
-@dataclass
-class Fault:
-    """One injected failure. kind: 403, 404, 429, 500, 503, html, empty, drop (close without answering),
-    truncated (file cut short mid-body), short (file cut short, honest length), bad_md5."""
-
-    kind: str
-    on: str = "api"  # "api" or "file"
-    times: int | None = 1  # None: every time
-    retry_after: str | None = None
-    post_id: int | None = None  # file faults: only this post's file
 
 
 @dataclass
@@ -148,8 +138,9 @@ class BooruReplay:
 
     # -- test helpers ---------------------------------------------------------------------------
     def fail(self, kind: str, on: str = "api", times: int | None = 1, retry_after: str | None = None,
-             post_id: int | None = None) -> Fault:
-        f = Fault(kind, on, times, retry_after, post_id)
+             post_id: int | None = None, **options) -> Fault:
+        """Inject a fault (kinds and their options: demo/faults.py)."""
+        f = Fault(kind, on, times, retry_after, post_id, options)
         with self._lock:
             self.faults.append(f)
         return f
@@ -178,7 +169,7 @@ class BooruReplay:
     def _take_fault(self, kind: str, post: ReplayPost | None) -> Fault | None:
         with self._lock:
             for f in self.faults:
-                if f.on == kind and (f.post_id is None or (post is not None and post.id == f.post_id)) \
+                if f.on == kind and (f.post_id is None or kind == "api" or (post is not None and post.id == f.post_id)) \
                         and (f.times is None or f.times > 0):
                     if f.times is not None:
                         f.times -= 1
@@ -324,7 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
         kind = "file" if post else ("api" if self._is_api(parts.path, query) else "other")
         r._log(Request(parts.path, query, {k.lower(): v for k, v in self.headers.items()}, time.monotonic(), kind))
         fault = r._take_fault(kind, post) if kind != "other" else None
-        if fault and self._generic_fault(fault):
+        if fault and faults.serve(self, fault, post):
             return
         if kind == "file":
             return self._file(post, fault)
@@ -336,19 +327,6 @@ class _Handler(BaseHTTPRequestHandler):
         if self.replay.site in ("danbooru", "e621"):
             return path == "/posts.json"
         return path == "/index.php" and q.get("page") == "dapi" and q.get("s") == "post"
-
-    def _generic_fault(self, f: Fault) -> bool:
-        if f.kind in ("403", "404", "429", "500", "503"):
-            headers = {"Retry-After": f.retry_after} if f.retry_after is not None else {}
-            body = b"<html><body><h1>%s</h1></body></html>" % f.kind.encode()
-            self._send(int(f.kind), body, "text/html", headers)
-        elif f.kind == "html":
-            self._send(200, _CLOUDFLARE, "text/html; charset=UTF-8")
-        elif f.kind == "drop":
-            self.close_connection = True
-        else:
-            return False
-        return True
 
     def _api(self, q: dict, fault: Fault | None) -> None:
         r = self.replay
@@ -373,8 +351,7 @@ class _Handler(BaseHTTPRequestHandler):
             chosen = posts[offset:offset + limit]
         if fault is not None and fault.kind == "empty":
             chosen = []
-        body = r.render(chosen, offset, limit, len(posts))
-        self._json(200, body)
+        self._json(200, faults.patch_body(r.render(chosen, offset, limit, len(posts)), fault))
 
     def _denied(self, q: dict):
         r = self.replay
@@ -394,20 +371,7 @@ class _Handler(BaseHTTPRequestHandler):
         r = self.replay
         if r.file_delay:
             time.sleep(r.file_delay)
-        data, ctype = post.image, "image/png" if post.ext == "png" else f"image/{post.ext.replace('jpg', 'jpeg')}"
-        if fault is not None and fault.kind == "truncated":
-            self.send_response(200)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.close_connection = True
-            return
-        if fault is not None and fault.kind == "short":
-            data = data[: len(data) // 2]
-        if fault is not None and fault.kind == "bad_md5":
-            data = data[:-8] + bytes(b ^ 0xFF for b in data[-8:])
-        self._send(200, data, ctype)
+        self._send(200, faults.file_body(fault, post.image), faults.content_type(post))
 
     def _json(self, status: int, body) -> None:
         data = b"" if body is None else json.dumps(body).encode()

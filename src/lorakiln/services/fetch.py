@@ -1,14 +1,16 @@
 """kiln fetch: search a site, choose posts, download them verified into images/, record them.
 
-Resumable and idempotent: API pages are cached under cache/fetch/, finished files are adopted
-instead of downloaded again, the manifest is saved every few seconds and at exit, and items
-that failed are retried by the next run.
+Resumable and idempotent: API pages are cached under cache/fetch/ (only pages that parsed
+cleanly), finished files are adopted instead of downloaded again, the manifest is saved every
+few seconds (also while a download stalls) and at exit, and items that failed are retried by
+the next run. A malformed post is skipped with its reason in the report; the rest goes on.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
@@ -22,7 +24,7 @@ from lorakiln.core.manifest import ManifestSaver
 from lorakiln.core.progress import Progress
 from lorakiln.core.records import ImageRecord, Status
 from lorakiln.services.project import Project
-from lorakiln.sources.base import Post, SiteFamily, SiteSpec, walk_pages
+from lorakiln.sources.base import Post, SiteFamily, SiteSpec, SourceError, walk_pages
 from lorakiln.sources.download import Outcome, Target, fetch_post
 from lorakiln.sources.http import FetchError, HttpClient, PageCache, RetryPolicy
 from lorakiln.sources.query import (
@@ -45,7 +47,7 @@ class QueryReport:
     pages: int = 0  # requested from the site
     cached_pages: int = 0  # answered from cache/fetch/
     candidates: int = 0  # posts that matched the whole query
-    excluded: Counter = field(default_factory=Counter)  # posts seen but not matching, by reason
+    excluded: Counter = field(default_factory=Counter)  # posts seen but not matching (or malformed), by reason
     selected: int = 0  # after sort and --top
     downloaded: int = 0
     adopted: int = 0  # finished files found from an interrupted run
@@ -69,11 +71,12 @@ def fetch_query(project: Project, query: SavedQuery, cfg: FetchConfig, progress:
         try:
             posts = search(family, client, PageCache(project.cache_dir / "fetch" / spec.name), q, cfg,
                            progress, report, refresh=refresh)
-        except FetchError as e:
-            raise FetchError(_hint(str(e), spec, environ)) from None
+        except (FetchError, SourceError) as e:  # a site's words may echo a credential
+            raise FetchError(_hint(client.redact(str(e)), spec, environ)) from None
         chosen = select(posts, q.sort, q.top)
         report.selected = len(chosen)
-        download(project, client, chosen, q, report, progress, workers=cfg.workers, force=force)
+        download(project, client, chosen, q, report, progress, workers=cfg.workers, force=force,
+                 save_every=cfg.save_every)
     return report
 
 
@@ -130,7 +133,8 @@ def make_client(spec: SiteSpec, family: SiteFamily, creds: SiteCredentials, cfg:
     return HttpClient(user_agent=user_agent(spec, creds, environ), rate=rate,
                       api_host=urlsplit(family.base_url).hostname or "", basic_auth=auth.basic,
                       secret_params=dict(auth.params), timeout=cfg.timeout,
-                      policy=RetryPolicy(cfg.retries, cfg.backoff, cfg.max_retry_wait))
+                      policy=RetryPolicy(cfg.retries, cfg.backoff, cfg.max_retry_wait),
+                      deadline=cfg.deadline, max_file_mb=cfg.max_file_mb)
 
 
 def _host(url: str) -> str:
@@ -162,15 +166,17 @@ def search(family: SiteFamily, client: HttpClient, cache: PageCache, q: SavedQue
     page_size = min(cfg.page_size or spec.page_size, spec.page_size)
     found: dict[int, Post] = {}
     rejected: dict[int, str] = {}
-    fetch = _cached(client, cache, report, refresh)
+    malformed: dict[Any, str] = {}  # reason by post id (OR groups may meet a post twice)
+    pages = _CachedPages(client, cache, report, refresh)
     with progress.task(f"{spec.name} pages") as task:
         for group in groups:
             plan = plan_search(group, crit, family, tag_limit=cfg.tag_limit or spec.tag_limit,
                                want_score_order=(q.sort == "score" and q.top is not None))
             matched, seen_tags = 0, set()
-            for posts in walk_pages(family, list(plan.terms), fetch, page_size=page_size,
+            for posts in walk_pages(family, list(plan.terms), pages.fetch, page_size=page_size,
                                     by_id=not plan.remote_sort, max_pages=cfg.max_pages,
-                                    on_note=report.notes.append):
+                                    on_note=report.notes.append, on_bad=lambda b: malformed.setdefault(b.id or object(), b.reason),
+                                    on_page=pages.parsed):
                 for p in posts:
                     seen_tags |= p.tag_set
                     reason = reject_reason(p, group, plan, crit)
@@ -185,26 +191,48 @@ def search(family: SiteFamily, client: HttpClient, cache: PageCache, q: SavedQue
             _alias_notes(plan.local, seen_tags, report.notes)
     report.candidates = len(found)
     report.excluded = Counter(r for pid, r in rejected.items() if pid not in found)
+    _malformed_notes(list(malformed.values()), client.redact, report)
     return list(found.values())
 
 
-def _cached(client: HttpClient, cache: PageCache, report: QueryReport, refresh: bool):
-    authed = bool(client.basic_auth or client.secret_params)
+MAX_MALFORMED_NOTES = 10
 
-    def fetch(url: str, params: dict[str, str]) -> Any:
-        public = client.public(url, params)
-        key = cache.key(public, authed)
-        if not refresh:
-            hit, body = cache.get(key)
+
+def _malformed_notes(reasons: list[str], redact: Callable[[str], str], report: QueryReport) -> None:
+    if reasons:
+        report.excluded["malformed post"] += len(reasons)
+    report.notes += [redact(r) for r in reasons[:MAX_MALFORMED_NOTES]]
+    if len(reasons) > MAX_MALFORMED_NOTES:
+        report.notes.append(f"skipped {len(reasons) - MAX_MALFORMED_NOTES} more malformed posts")
+
+
+class _CachedPages:
+    """API pages through cache/fetch/: a page fetched from the site is kept only once it parsed
+    with every post well formed, so a bad answer is asked for again next run, not replayed."""
+
+    def __init__(self, client: HttpClient, cache: PageCache, report: QueryReport, refresh: bool):
+        self.client, self.cache, self.report, self.refresh = client, cache, report, refresh
+        self.authed = bool(client.basic_auth or client.secret_params)
+        self._fresh: tuple[str, str, Any] | None = None  # the last page from the site, not yet kept
+
+    def fetch(self, url: str, params: dict[str, str]) -> Any:
+        public = self.client.public(url, params)
+        key = self.cache.key(public, self.authed)
+        self._fresh = None
+        if not self.refresh:
+            hit, body = self.cache.get(key)
             if hit:
-                report.cached_pages += 1
+                self.report.cached_pages += 1
                 return body
-        body = client.get_json(url, params)
-        cache.put(key, public, body)
-        report.pages += 1
+        body = self.client.get_json(url, params)
+        self._fresh = (key, public, body)
+        self.report.pages += 1
         return body
 
-    return fetch
+    def parsed(self, clean: bool) -> None:
+        if clean and self._fresh is not None:
+            self.cache.put(*self._fresh)
+        self._fresh = None
 
 
 def _alias_notes(local: tuple[str, ...], seen: set[str], notes: list[str]) -> None:
@@ -216,22 +244,29 @@ def _alias_notes(local: tuple[str, ...], seen: set[str], notes: list[str]) -> No
 
 # -- download ---------------------------------------------------------------------------------
 def download(project: Project, client: HttpClient, posts: list[Post], q: SavedQuery, report: QueryReport,
-             progress: Progress, *, workers: int = 4, force: bool = False) -> None:
-    """Fetch every chosen post not already done; record each outcome in the manifest."""
+             progress: Progress, *, workers: int = 4, force: bool = False, save_every: float = 2.0) -> None:
+    """Fetch every chosen post not already done; record each outcome in the manifest, saved every
+    `save_every` seconds while anything is unsaved, even while every download is stalled."""
     clean_partials(project.images_dir)
     manifest = project.manifest()
     todo = [p for p in posts if _needs_fetch(manifest.get(f"{p.site}-{p.id}"), project, force, report)]
     with progress.task(f"{report.site} images", total=len(todo)) as task, \
-            ManifestSaver(manifest) as saver, ThreadPoolExecutor(max_workers=workers) as pool:
+            ManifestSaver(manifest, every=save_every) as saver, ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(fetch_post, client, p, _target(project, p, q), force): p for p in todo}
+        pending, unsaved, saved_at = set(futures), False, time.monotonic()
         try:
-            for fut in as_completed(futures):
-                post, outcome = futures[fut], fut.result()
-                manifest.add(build_record(manifest.get(f"{post.site}-{post.id}"), post, outcome, q,
-                                          report.fingerprint, client.public, project.rel))
-                _count(report, outcome)
-                task.advance(1, ok=report.downloaded + report.adopted, failed=sum(report.failed.values()))
-                saver.tick()
+            while pending:
+                done, pending = wait(pending, timeout=save_every, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    post, outcome = futures[fut], fut.result()
+                    manifest.add(build_record(manifest.get(f"{post.site}-{post.id}"), post, outcome, q,
+                                              report.fingerprint, client.public, project.rel, client.redact))
+                    _count(report, outcome)
+                    task.advance(1, ok=report.downloaded + report.adopted, failed=sum(report.failed.values()))
+                    unsaved = True
+                if unsaved and time.monotonic() - saved_at >= save_every:
+                    saver.flush()
+                    unsaved, saved_at = False, time.monotonic()
         except BaseException:
             for f in futures:
                 f.cancel()
@@ -264,7 +299,8 @@ def _count(report: QueryReport, outcome: Outcome) -> None:
 
 
 def build_record(old: ImageRecord | None, post: Post, outcome: Outcome, q: SavedQuery, fp: str,
-                 public: Callable[[str], str], rel: Callable[[Any], str]) -> ImageRecord:
+                 public: Callable[[str], str], rel: Callable[[Any], str],
+                 redact: Callable[[str], str] = lambda t: t) -> ImageRecord:
     """The manifest record for a post after a download attempt; stage data of `old` is kept."""
     rec = old.model_copy(deep=True) if old else ImageRecord(id=f"{post.site}-{post.id}", source=post.site,
                                                            subset=q.subset)
@@ -278,7 +314,7 @@ def build_record(old: ImageRecord | None, post: Post, outcome: Outcome, q: Saved
                     "replace_underscores": q.replace_underscores}}}
     if not outcome.ok:
         rec.md5, rec.width, rec.height = post.md5, post.width or None, post.height or None
-        rec.fail(outcome.reason or "unknown error")
+        rec.fail(redact(outcome.reason or "unknown error"))
         return rec
     rec.file, rec.original = rel(outcome.file), rel(outcome.original) if outcome.original else None
     rec.md5, rec.sha256 = outcome.md5, outcome.sha256

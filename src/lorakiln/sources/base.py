@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, ClassVar, Iterator, Mapping
 
 from lorakiln.core.errors import KilnError
+from lorakiln.sources.fields import Malformed, kind_of, post_id, show
 
 CANON_RATINGS = ("general", "sensitive", "questionable", "explicit")
 
@@ -122,9 +123,9 @@ class SiteFamily:
     def score_term(self, min_score: int) -> str:
         return f"score:>={min_score}"
 
-    def canon_rating(self, value: Any) -> str | None:
+    def canon_rating(self, value: str | None) -> str | None:
         """The site's rating value as one of CANON_RATINGS."""
-        hits = self.rating_aliases.get(str(value).strip().lower()) if value is not None else None
+        hits = self.rating_aliases.get(value.strip().lower()) if value else None
         return next(iter(hits)) if hits and len(hits) == 1 else None
 
     def counts(self, term: str) -> bool:
@@ -156,25 +157,39 @@ def walk_pages(
     by_id: bool,
     max_pages: int | None = None,
     on_note: Callable[[str], None] = lambda _m: None,
+    on_bad: Callable[["BadPost"], None] = lambda _b: None,
+    on_page: Callable[[bool], None] = lambda _clean: None,
 ) -> Iterator[list[Post]]:
     """Yield pages of posts until the last one: keyset (`b<id>`) when `by_id` and the family allows,
-    numbered pages otherwise, within the site's page-count cap (continuing with `id:<` if it can)."""
+    numbered pages otherwise, within the site's page-count cap (continuing with `id:<` if it can).
+    A malformed post goes to `on_bad` with its reason and the walk goes on; `on_page(clean)` follows
+    each page that parsed (clean: every post in it was well formed), before its posts are yielded."""
     keyset = by_id and family.keyset
     cursor = Cursor() if keyset else Cursor(page=family.first_page)
     extra: list[str] = []
-    walked = 0
+    walked, seen = 0, frozenset()
     cap = family.spec.max_page
     while max_pages is None or walked < max_pages:
         url, params = family.posts_request(terms + extra, cursor, page_size)
         raws = family.raw_posts(fetch(url, params))
         walked += 1
-        posts = [p for p in (_parse(family, r) for r in raws) if p is not None]
+        posts, bad = parse_page(family, raws)
+        for b in bad:
+            on_bad(b)
+        on_page(not bad)
+        ids = frozenset(p.id for p in posts)
+        if ids and ids == seen:
+            on_note(f"{family.spec.name}: the site answered the same posts again for the next page; stopped there")
+            return
         if posts:
             yield posts
         if len(raws) < page_size or not posts:
             return
-        lowest = min(p.id for p in posts)
+        lowest, seen = min(ids), ids
         if keyset:
+            if cursor.before_id is not None and lowest >= cursor.before_id:
+                on_note(f"{family.spec.name}: the site answered the same posts again for the next page; stopped there")
+                return
             cursor = Cursor(before_id=lowest)
             continue
         nxt = cursor.page + 1
@@ -186,43 +201,43 @@ def walk_pages(
         cursor = Cursor(page=nxt)
 
 
-def _parse(family: SiteFamily, raw: Any) -> Post | None:
-    if not isinstance(raw, dict) or raw.get("id") in (None, ""):
+@dataclass(frozen=True)
+class BadPost:
+    """A post skipped as malformed: its id when that much was readable, and why."""
+
+    id: int | None
+    reason: str
+
+
+def parse_page(family: SiteFamily, raws: list) -> tuple[list[Post], list[BadPost]]:
+    """The well-formed posts of a page, and a BadPost for each one that is not."""
+    posts, bad = [], []
+    for raw in raws:
+        try:
+            posts.append(_parse(family, raw))
+        except Malformed as e:
+            bad.append(BadPost(_readable_id(raw), f"skipped malformed post {_ident(raw)}: {e}"))
+    return posts, bad
+
+
+def _readable_id(raw: Any) -> int | None:
+    try:
+        return post_id(raw.get("id")) if isinstance(raw, dict) else None
+    except Malformed:
         return None
+
+
+def _parse(family: SiteFamily, raw: Any) -> Post:
+    if not isinstance(raw, dict):
+        raise Malformed(f"not an object but {kind_of(raw)}")
+    if raw.get("id") in (None, ""):
+        raise Malformed("it has no id")
     return family.parse_post(raw)
 
 
-# -- small parsing helpers shared by the families ------------------------------------
-def as_int(value: Any, default: int = 0) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def split_tags(value: Any) -> tuple[str, ...]:
-    if isinstance(value, (list, tuple)):
-        return tuple(str(v) for v in value if v)
-    return tuple(str(value or "").split())
-
-
-def iso_time(value: Any) -> str | None:
-    """ISO 8601 from an ISO string, a unix timestamp, or Gelbooru's 'Sat Jan 06 12:00:00 -0500 2024'."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, (int, float)) or str(value).isdigit():
-        return datetime.fromtimestamp(int(value), tz=timezone.utc).isoformat()
-    text = str(value)
-    for fmt in ("%a %b %d %H:%M:%S %z %Y",):
-        try:
-            return datetime.strptime(text, fmt).isoformat()
-        except ValueError:
-            pass
-    return text
-
-
-def ext_of(url: str | None) -> str | None:
-    if not url:
-        return None
-    name = url.split("?", 1)[0].rsplit("/", 1)[-1]
-    return name.rsplit(".", 1)[-1].lower() if "." in name else None
+def _ident(raw: Any) -> str:
+    """The post's id as the site wrote it, for the reason: readable even when it is the bad field."""
+    pid = raw.get("id") if isinstance(raw, dict) else None
+    if isinstance(pid, int) and not isinstance(pid, bool):
+        return str(pid)
+    return show(pid) if pid not in (None, "") else "?"

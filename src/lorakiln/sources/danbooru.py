@@ -9,12 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from lorakiln.sources.base import (
-    Post,
-    PostsJsonFamily,
-    SourceError,
-    as_int,
+from lorakiln.sources.base import Post, PostsJsonFamily, SourceError
+from lorakiln.sources.fields import (
+    byte_size,
     ext_of,
+    file_ext,
+    file_url,
+    flag,
+    iso_time,
+    md5_of,
+    post_id,
+    rating_value,
+    score,
+    side,
     split_tags,
 )
 
@@ -43,22 +50,22 @@ class Danbooru(PostsJsonFamily):
         raise SourceError(f"{self.spec.name}: expected a list of posts, got {type(body).__name__}")
 
     def parse_post(self, raw: dict) -> Post:
-        url = raw.get("file_url") or None
+        pid, url = post_id(raw["id"]), file_url(raw.get("file_url"), self.base_url)
         return Post(
             site=self.spec.name,
-            id=as_int(raw["id"]),
-            post_url=f"{self.base_url}/posts/{raw['id']}",
+            id=pid,
+            post_url=f"{self.base_url}/posts/{pid}",
             file_url=url,
-            md5=raw.get("md5") or None,
-            ext=(raw.get("file_ext") or ext_of(url) or None),
-            width=as_int(raw.get("image_width")),
-            height=as_int(raw.get("image_height")),
-            file_size=as_int(raw.get("file_size"), 0) or None,
-            rating=self.canon_rating(raw.get("rating")),
-            score=as_int(raw.get("score")),
-            created_at=raw.get("created_at") or None,
+            md5=md5_of(raw.get("md5")),
+            ext=file_ext(raw.get("file_ext")) or ext_of(url),
+            width=side(raw.get("image_width"), "image_width"),
+            height=side(raw.get("image_height"), "image_height"),
+            file_size=byte_size(raw.get("file_size"), "file_size"),
+            rating=self.canon_rating(rating_value(raw.get("rating"))),
+            score=score(raw.get("score")),
+            created_at=iso_time(raw.get("created_at")),
             tags=_tags(raw),
-            deleted=bool(raw.get("is_deleted")),
+            deleted=flag(raw.get("is_deleted"), "is_deleted"),
         )
 
     def rating_terms(self, include: frozenset[str], exclude: frozenset[str]) -> list[str]:
@@ -69,8 +76,8 @@ class Danbooru(PostsJsonFamily):
 
 
 def _tags(raw: dict) -> dict[str, tuple[str, ...]]:
-    tags = {c: split_tags(raw.get(f"tag_string_{c}")) for c in CATEGORIES}
+    tags = {c: split_tags(raw.get(f"tag_string_{c}"), f"tag_string_{c}") for c in CATEGORIES}
     tags = {c: t for c, t in tags.items() if t}
     if not tags and raw.get("tag_string"):
-        tags = {"general": split_tags(raw["tag_string"])}
+        tags = {"general": split_tags(raw["tag_string"], "tag_string")}
     return tags

@@ -76,7 +76,7 @@ def _fetch(client: HttpClient, post: Post, target: Target, force: bool) -> Outco
     if source is None and not force and _have_resized(target):
         return _done(post, target, target.file, target.original if target.original.exists() else None, False)
     if source is None:
-        client.download(post.file_url, target.file, post.md5)
+        client.download(post.file_url, target.file, post.md5, post.file_size)
         source, downloaded = target.file, True
     _check_image(source, verify_pixels=post.md5 is None)
     info = probe(source)

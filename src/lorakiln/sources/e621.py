@@ -10,12 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from lorakiln.sources.base import (
-    Post,
-    PostsJsonFamily,
-    SourceError,
-    as_int,
+from lorakiln.sources.base import Post, PostsJsonFamily, SourceError
+from lorakiln.sources.fields import (
+    byte_size,
     ext_of,
+    file_ext,
+    file_url,
+    flag,
+    iso_time,
+    md5_of,
+    obj,
+    post_id,
+    rating_value,
+    score,
+    side,
     split_tags,
 )
 
@@ -41,25 +49,25 @@ class E621(PostsJsonFamily):
         raise SourceError(f"{self.spec.name}: expected {{\"posts\": [...]}}, got {type(body).__name__}")
 
     def parse_post(self, raw: dict) -> Post:
-        f = raw.get("file") or {}
-        flags = raw.get("flags") or {}
-        score = raw.get("score")
-        tags = {c: split_tags(v) for c, v in (raw.get("tags") or {}).items()}
+        pid, f, flags = post_id(raw["id"]), obj(raw.get("file"), "file"), obj(raw.get("flags"), "flags")
+        url = file_url(f.get("url"), self.base_url, "file.url")
+        votes = raw.get("score")
+        tags = {c: split_tags(v, f"tags.{c}") for c, v in obj(raw.get("tags"), "tags").items()}
         return Post(
             site=self.spec.name,
-            id=as_int(raw["id"]),
-            post_url=f"{self.base_url}/posts/{raw['id']}",
-            file_url=f.get("url") or None,
-            md5=f.get("md5") or None,
-            ext=f.get("ext") or ext_of(f.get("url")),
-            width=as_int(f.get("width")),
-            height=as_int(f.get("height")),
-            file_size=as_int(f.get("size"), 0) or None,
-            rating=self.canon_rating(raw.get("rating")),
-            score=as_int(score.get("total") if isinstance(score, dict) else score),
-            created_at=raw.get("created_at") or None,
+            id=pid,
+            post_url=f"{self.base_url}/posts/{pid}",
+            file_url=url,
+            md5=md5_of(f.get("md5"), "file.md5"),
+            ext=file_ext(f.get("ext"), "file.ext") or ext_of(url),
+            width=side(f.get("width"), "file.width"),
+            height=side(f.get("height"), "file.height"),
+            file_size=byte_size(f.get("size"), "file.size"),
+            rating=self.canon_rating(rating_value(raw.get("rating"))),
+            score=score(votes.get("total") if isinstance(votes, dict) else votes, "score"),
+            created_at=iso_time(raw.get("created_at")),
             tags={c: t for c, t in tags.items() if t},
-            deleted=bool(flags.get("deleted")),
+            deleted=flag(flags.get("deleted"), "flags.deleted"),
         )
 
     def rating_terms(self, include: frozenset[str], exclude: frozenset[str]) -> list[str]:

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from lorakiln.sources.base import (
-    Auth,
-    Cursor,
-    Post,
-    SiteFamily,
-    SourceError,
-    as_int,
+from lorakiln.sources.base import Auth, Cursor, Post, SiteFamily, SourceError
+from lorakiln.sources.fields import (
     ext_of,
+    file_url,
     iso_time,
+    md5_of,
+    post_id,
+    rating_value,
+    score,
+    side,
     split_tags,
+    text,
 )
 
 
@@ -57,29 +59,32 @@ class Gelbooru(SiteFamily):
         raise SourceError(f"{self.spec.name}: unexpected answer shape ({type(body).__name__})")
 
     def parse_post(self, raw: dict) -> Post:
-        deleted = str(raw.get("status", "")).lower() == "deleted"
-        url = None if deleted else (raw.get("file_url") or self._file_url(raw))
-        md5 = raw.get("md5") or raw.get("hash") or None
+        pid = post_id(raw["id"])
+        deleted = (text(raw.get("status"), "status") or "").lower() == "deleted"
+        url = None if deleted else (file_url(raw.get("file_url"), self.base_url) or self._file_url(raw))
+        stamp = "created_at" if raw.get("created_at") not in (None, "") else "change"
         return Post(
             site=self.spec.name,
-            id=as_int(raw["id"]),
-            post_url=f"{self.base_url}/index.php?page=post&s=view&id={raw['id']}",
+            id=pid,
+            post_url=f"{self.base_url}/index.php?page=post&s=view&id={pid}",
             file_url=url,
-            md5=md5,
-            ext=ext_of(url) or ext_of(raw.get("image")),
-            width=as_int(raw.get("width")),
-            height=as_int(raw.get("height")),
-            rating=self.canon_rating(raw.get("rating")),
-            score=as_int(raw.get("score")),
-            created_at=iso_time(raw.get("created_at") or raw.get("change")),
+            md5=md5_of(raw.get("md5")) or md5_of(raw.get("hash"), "hash"),
+            ext=ext_of(url) or ext_of(text(raw.get("image"), "image")),
+            width=side(raw.get("width"), "width"),
+            height=side(raw.get("height"), "height"),
+            rating=self.canon_rating(rating_value(raw.get("rating"))),
+            score=score(raw.get("score")),
+            created_at=iso_time(raw.get(stamp), stamp),
             tags={"general": split_tags(raw.get("tags"))},
             deleted=deleted,
         )
 
     def _file_url(self, raw: dict) -> str | None:
-        if raw.get("directory") not in (None, "") and raw.get("image"):
-            return f"{self.base_url}/images/{raw['directory']}/{raw['image']}"
-        return None
+        directory, image = raw.get("directory"), text(raw.get("image"), "image")
+        if isinstance(directory, int) and not isinstance(directory, bool):
+            directory = str(directory)  # safebooru.org's numeric folders
+        directory = text(directory, "directory")
+        return f"{self.base_url}/images/{directory}/{image}" if directory and image else None
 
     def auth(self, login: str | None, api_key: str | None, user_id: str | None) -> Auth:
         if api_key and user_id:

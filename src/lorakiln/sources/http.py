@@ -6,14 +6,18 @@
   Retry-After header wins over the backoff and also holds back every other request to that host.
 - Credentials go only with API calls (HTTP Basic or secret query parameters), never with file
   downloads, and never appear in an error message, a cached page or a stored URL: `public_url`
-  strips them, `redact` masks them.
+  strips them, `redact` masks them in every form a site may echo them (config/credentials.py),
+  and API answers are scrubbed of the key before anyone reads them.
+- Only http and https are fetched. Every answer has a total deadline (a body dribbled out slowly
+  cannot hold a download forever) and a size cap: a file stops at the size the site declared
+  (plus a margin) and at max_file_mb, an API page at MAX_PAGE_BYTES.
 """
 
 from __future__ import annotations
 
 import email.utils
-import hashlib
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,13 +28,26 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from lorakiln.config.credentials import SECRET_PARAMS
-from lorakiln.core.atomic import atomic_open, write_json
+from lorakiln.config.credentials import SECRET_PARAMS, redact_forms, secret_forms
+from lorakiln.core.atomic import write_json
 from lorakiln.core.errors import ItemError, KilnError
 from lorakiln.core.hashing import text_hash
+from lorakiln.sources.answers import (
+    Budget,
+    Downloaded,
+    Fail,
+    Retry,
+    file_cap,
+    json_body,
+    page_cap,
+    save_image,
+    site_message,
+)
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
-_CHUNK = 1 << 16
+SCHEMES = ("http", "https")
+# the identifiers among the credential parameters: masked in messages, but not scrubbed from pages
+_NOT_KEYS = frozenset({"user_id", "login"})
 
 
 class FetchError(KilnError):
@@ -39,9 +56,8 @@ class FetchError(KilnError):
 
 # -- secrets -------------------------------------------------------------------------------
 def redact(text: str, secrets: Iterable[str]) -> str:
-    for s in sorted((s for s in secrets if s and len(s) >= 3), key=len, reverse=True):
-        text = text.replace(s, "***")
-    return text
+    """`text` with every form of these secrets masked (see config.credentials.secret_forms)."""
+    return redact_forms(text, secret_forms(secrets))
 
 
 def public_url(url: str, params: Mapping[str, str] | None = None, secrets: Iterable[str] = ()) -> str:
@@ -120,32 +136,7 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-class _Retry(Exception):
-    """A failure worth another attempt; `retry_after` is the site's own wait, if it gave one."""
-
-    def __init__(self, problem: str, retry_after: float | None = None, host: str | None = None):
-        super().__init__(problem)
-        self.problem = problem
-        self.retry_after = retry_after
-        self.host = host
-
-
-class _Fail(Exception):
-    """A failure that another attempt will not fix."""
-
-    def __init__(self, problem: str):
-        super().__init__(problem)
-        self.problem = problem
-
-
 # -- the client -------------------------------------------------------------------------------
-@dataclass
-class Downloaded:
-    md5: str
-    sha256: str
-    size: int
-
-
 @dataclass
 class HttpClient:
     user_agent: str
@@ -153,14 +144,19 @@ class HttpClient:
     api_host: str
     basic_auth: tuple[str, str] | None = None
     secret_params: Mapping[str, str] = field(default_factory=dict)
-    timeout: float = 30.0
+    timeout: float = 30.0  # the longest wait for any one read
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    deadline: float = 600.0  # the longest an answer's body may take to arrive, in all
+    max_file_mb: float | None = None
 
     def __post_init__(self) -> None:
         self.limits = HostLimits(self.rate)
         self._client = httpx.Client(timeout=self.timeout, follow_redirects=True,
                                     headers={"User-Agent": self.user_agent})
         self._secrets = [v for v in (*(self.basic_auth or ()), *self.secret_params.values()) if v]
+        self._forms = secret_forms(self._secrets, self.basic_auth)
+        keys = [k for n, k in self.secret_params.items() if n.lower() not in _NOT_KEYS]
+        self._key_forms = secret_forms([*keys, *(self.basic_auth or ())[1:]], self.basic_auth)
 
     def close(self) -> None:
         self._client.close()
@@ -175,7 +171,21 @@ class HttpClient:
         return public_url(url, params, self._secrets)
 
     def redact(self, text: str) -> str:
-        return redact(text, self._secrets)
+        """Every form of every credential masked: for messages, notes and reasons."""
+        return redact_forms(text, self._forms)
+
+    def scrub(self, body: Any) -> Any:
+        """An API answer with every string holding a form of the key masked (logins and user ids,
+        which may also be tags or uploader names, stay): what the cache and the manifest get."""
+        if not self._key_forms:
+            return body
+        if isinstance(body, str):
+            return redact_forms(body, self._key_forms)
+        if isinstance(body, list):
+            return [self.scrub(v) for v in body]
+        if isinstance(body, dict):
+            return {self.scrub(k): self.scrub(v) for k, v in body.items()}
+        return body
 
     # -- API pages ----------------------------------------------------------------------------
     def get_json(self, url: str, params: Mapping[str, str]) -> Any:
@@ -183,32 +193,37 @@ class HttpClient:
 
         def attempt() -> Any:
             resp = self._send(url, params, api=True)
+            until = time.monotonic() + self.deadline
             try:
-                self._check_status(resp)
-                return _json_body(resp)
+                self._check_status(resp, until)
+                return self.scrub(json_body(resp, Budget(until, self.deadline, page_cap())))
             finally:
                 resp.close()
 
         try:
             return self._with_retries(attempt)
-        except (_Retry, _Fail) as e:
+        except (Retry, Fail) as e:
             raise FetchError(f"{where}: {self.redact(e.problem)}") from None
 
     # -- files ------------------------------------------------------------------------------
-    def download(self, url: str, dest: Path, expect_md5: str | None = None) -> Downloaded:
-        """Stream `url` into `dest` atomically, checking it is an image of the expected md5."""
+    def download(self, url: str, dest: Path, expect_md5: str | None = None,
+                 expect_size: int | None = None) -> Downloaded:
+        """Stream `url` into `dest` atomically, checking it is an image of the expected md5 and
+        no larger than the site says (`expect_size`, plus a margin) or max_file_mb allows."""
+        cap = file_cap(expect_size, self.max_file_mb)
 
         def attempt() -> Downloaded:
             resp = self._send(url, None, api=False)
+            until = time.monotonic() + self.deadline
             try:
-                self._check_status(resp)
-                return _save_image(resp, Path(dest), expect_md5)
+                self._check_status(resp, until)
+                return save_image(resp, Path(dest), expect_md5, Budget(until, self.deadline, cap))
             finally:
                 resp.close()
 
         try:
             return self._with_retries(attempt)
-        except (_Retry, _Fail) as e:
+        except (Retry, Fail) as e:
             raise ItemError(self.public(url), self.redact(e.problem)) from None
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -216,13 +231,13 @@ class HttpClient:
         for n in range(self.policy.retries + 1):
             try:
                 return attempt()
-            except _Retry as e:
+            except Retry as e:
                 wait = self.policy.wait(n, e.retry_after)
                 if n == self.policy.retries:
-                    raise _Fail(f"{e.problem} (gave up after {n + 1} attempts)") from None
+                    raise Fail(f"{e.problem} (gave up after {n + 1} attempts)") from None
                 if wait > self.policy.max_wait:
-                    raise _Fail(f"{e.problem}; the site asks to wait {wait:.0f}s, more than "
-                                f"max_retry_wait={self.policy.max_wait:.0f}s") from None
+                    raise Fail(f"{e.problem}; the site asks to wait {wait:.0f}s, more than "
+                               f"max_retry_wait={self.policy.max_wait:.0f}s") from None
                 if e.retry_after is not None:
                     self.limits(e.host or self.api_host).defer(wait)
                 time.sleep(wait)
@@ -230,111 +245,55 @@ class HttpClient:
 
     def _send(self, url: str, params: Mapping[str, str] | None, api: bool) -> httpx.Response:
         """One GET after the host's rate slot; credentials ride along on API calls only."""
+        _check_scheme(url)
         params = dict(params or {})
         auth = None
         if api:
             params.update(self.secret_params)
             auth = httpx.BasicAuth(*self.basic_auth) if self.basic_auth else None
         self.limits(urlsplit(url).hostname or "").acquire()
-        request = self._client.build_request("GET", url, params=params)
         try:
+            request = self._client.build_request("GET", url, params=params)
             return self._client.send(request, auth=auth, stream=True)
         except httpx.TimeoutException:
-            raise _Retry("timed out") from None
+            raise Retry("timed out") from None
+        except httpx.UnsupportedProtocol as e:  # a redirect to ftp://, file://...
+            raise Fail(_refused(_scheme_in(str(e)))) from None
+        except httpx.TooManyRedirects:
+            raise Fail(f"redirect loop: more than {self._client.max_redirects} redirects") from None
         except httpx.TransportError as e:
-            raise _Retry(f"connection failed ({type(e).__name__})") from None
+            raise Retry(f"connection failed ({type(e).__name__})") from None
+        except (httpx.HTTPError, httpx.InvalidURL) as e:
+            raise Fail(f"request failed ({type(e).__name__}: {str(e)[:120]})") from None
 
-    def _check_status(self, resp: httpx.Response) -> None:
+    def _check_status(self, resp: httpx.Response, until: float) -> None:
         code = resp.status_code
         if code in RETRY_STATUS:
-            raise _Retry(f"HTTP {code}{_site_message(resp)}",
-                         retry_after_seconds(resp.headers.get("Retry-After")), resp.request.url.host)
+            raise Retry(f"HTTP {code}{site_message(resp, until, self.redact)}",
+                        retry_after_seconds(resp.headers.get("Retry-After")), resp.request.url.host)
         if code >= 400:
-            raise _Fail(f"HTTP {code}{_describe_status(code)}{_site_message(resp)}")
+            raise Fail(f"HTTP {code}{_describe_status(code)}{site_message(resp, until, self.redact)}")
+
+
+def _check_scheme(url: str) -> None:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in SCHEMES:
+        raise Fail(_refused(scheme))
+
+
+def _refused(scheme: str) -> str:
+    what = f"{scheme}:// URL" if scheme else "URL without http:// or https://"
+    return f"refused: {what} (only http and https are fetched)"
+
+
+def _scheme_in(message: str) -> str:
+    found = re.search(r"'([A-Za-z][A-Za-z0-9+.-]*)://", message)
+    return found.group(1).lower() if found else ""
 
 
 def _describe_status(code: int) -> str:
     return {401: " (login or API key missing or wrong)", 403: " (forbidden: blocked, or needs an account)",
             404: " (not found)", 410: " (gone)", 422: " (the site refused the request)"}.get(code, "")
-
-
-def _site_message(resp: httpx.Response) -> str:
-    """The site's own short error message, if its body says one."""
-    try:
-        resp.read()
-        body = resp.json()
-    except Exception:
-        return ""
-    if isinstance(body, dict):
-        msg = body.get("message") or body.get("reason") or body.get("error")
-        if isinstance(msg, str) and msg:
-            return f": {msg[:200]}"
-    return ""
-
-
-def _json_body(resp: httpx.Response) -> Any:
-    try:
-        data = resp.read()
-    except httpx.TransportError as e:
-        raise _Retry(f"connection dropped while reading ({type(e).__name__})") from None
-    if not data.strip():
-        return None
-    if _looks_html(resp, data):
-        raise _Fail(f"answered an HTML page instead of JSON (HTTP {resp.status_code}{_title(data)}): "
-                    "a login wall, a Cloudflare check or a maintenance page?")
-    try:
-        return json.loads(data)
-    except ValueError:
-        raise _Fail(f"answer is not valid JSON (HTTP {resp.status_code}, {len(data)} bytes)") from None
-
-
-def _looks_html(resp: httpx.Response, head: bytes) -> bool:
-    ctype = resp.headers.get("content-type", "").lower()
-    start = head[:200].lstrip().lower()
-    return "html" in ctype or start.startswith((b"<!doctype", b"<html", b"<head", b"<body"))
-
-
-def _title(data: bytes) -> str:
-    text = data[:4000].decode("utf-8", "replace")
-    lo = text.lower()
-    i, j = lo.find("<title>"), lo.find("</title>")
-    return f", page title {text[i + 7:j].strip()[:80]!r}" if 0 <= i < j else ""
-
-
-def _save_image(resp: httpx.Response, dest: Path, expect_md5: str | None) -> Downloaded:
-    md5, sha = hashlib.md5(), hashlib.sha256()
-    size = 0
-    expected = int(resp.headers.get("content-length") or 0) or None
-    chunks = resp.iter_bytes(_CHUNK)
-    try:
-        first = next(chunks, b"")
-        ctype = resp.headers.get("content-type") or "no content type"
-        if _looks_html(resp, first):
-            raise _Fail(f"HTML page instead of an image (HTTP {resp.status_code}, {ctype}{_title(first)})")
-        if ctype.lower().startswith(("application/json", "text/")):
-            raise _Fail(f"not an image (HTTP {resp.status_code}, {ctype})")
-        with atomic_open(dest, "wb") as fh:
-            for chunk in _chain(first, chunks):
-                fh.write(chunk)
-                md5.update(chunk)
-                sha.update(chunk)
-                size += len(chunk)
-            if expected is not None and resp.num_bytes_downloaded < expected:  # raw bytes, before decoding
-                raise _Retry(f"truncated download: {resp.num_bytes_downloaded} of {expected} bytes")
-            if size == 0:
-                raise _Fail("empty file")
-            if expect_md5 and md5.hexdigest() != expect_md5.lower():
-                raise _Fail(f"md5 mismatch: the site says {expect_md5.lower()}, got {md5.hexdigest()}")
-    except (httpx.TimeoutException, httpx.TransportError) as e:
-        got = f"{size} of {expected} bytes" if expected else f"{size} bytes"
-        raise _Retry(f"truncated download: connection closed after {got} ({type(e).__name__})") from None
-    return Downloaded(md5.hexdigest(), sha.hexdigest(), size)
-
-
-def _chain(first: bytes, rest):
-    if first:
-        yield first
-    yield from rest
 
 
 # -- the page cache ---------------------------------------------------------------------------

@@ -1,0 +1,156 @@
+"""`kiln fetch` against a hostile booru, API pages: malformed post fields on every site family,
+pages of the wrong shape, and what gets cached."""
+
+import pytest
+from booru_faults import fetch, hostile_booru, small_posts  # noqa: F401  (hostile_booru is a fixture)
+
+from lorakiln.core.records import Status
+from lorakiln.sources.fields import Malformed, iso_time, split_tags
+from lorakiln.sources.http import FetchError
+
+
+def malformed_notes(report):
+    return [n for n in report.notes if n.startswith("skipped malformed post")]
+
+
+def check_one_bad_post(project, booru, report, bad_id, field, shown=None):
+    """The bad post is named with its field in the report, the others are fetched and recorded."""
+    notes = malformed_notes(report)
+    assert len(notes) == 1 and field in notes[0] and (shown or str(bad_id)) in notes[0], report.notes
+    assert report.excluded["malformed post"] == 1
+    good = [p for p in booru.posts if p.id != bad_id]
+    assert report.downloaded == len(good) and not report.failed
+    m = project.manifest()
+    assert {int(r.post_id) for r in m} == {p.id for p in good} and all(r.kept for r in m)
+    files = {p.name for p in project.images_dir.iterdir() if p.is_file()}
+    assert files == {f"{booru.site}-{p.id}.{p.ext}" for p in good}  # no file without a record
+
+
+DANBOORU = [
+    ("file_ext", 5), ("file_ext", "../../../evil"), ("file_url", 5), ("file_url", ["http://x/a.jpg"]),
+    ("md5", ["d41d8cd98f00b204e9800998ecf8427e"]), ("md5", "not-an-md5"), ("created_at", [2024]),
+    ("created_at", 10**20), ("tag_string_general", {"a": 1}), ("tag_string_character", 7),
+    ("image_width", -5), ("image_height", "tall"), ("image_width", 10**12), ("file_size", -1),
+    ("score", "lots"), ("score", 1.5), ("rating", ["g"]), ("is_deleted", "maybe"),
+]
+
+
+@pytest.mark.parametrize("field,value", DANBOORU, ids=[f"{f}={v!r}"[:40] for f, v in DANBOORU])
+def test_danbooru_post_with_a_malformed_field_is_skipped_with_its_reason(project, hostile_booru, field, value):
+    booru = hostile_booru()
+    bad = booru.posts[2]
+    booru.fail("patch", post_id=bad.id, times=None, fields={field: value})
+    check_one_bad_post(project, booru, fetch(project, booru), bad.id, field)
+
+
+E621 = [("file", ["x"]), ("file", {"md5": [1]}), ("file", {"url": 9}), ("file", {"ext": {"a": 1}}),
+        ("file", {"size": -3}), ("tags", ["a", "b"]), ("tags", {"general": {"a": 1}}), ("flags", "deleted"),
+        ("score", {"total": "many"}), ("created_at", {"t": 1})]
+
+
+@pytest.mark.parametrize("field,value", E621, ids=[f"{f}={v!r}"[:40] for f, v in E621])
+def test_e621_post_with_a_malformed_field_is_skipped_with_its_reason(project, hostile_booru, field, value):
+    booru = hostile_booru(site="e621")
+    bad = booru.posts[1]
+    booru.fail("patch", post_id=bad.id, times=None, fields={field: value})
+    check_one_bad_post(project, booru, fetch(project, booru, environ={"KILN_E621_USERNAME": "t"}), bad.id, field)
+
+
+GELBOORU = [("tags", {"a": 1}), ("md5", 12), ("change", 10**20), ("created_at", ["x"]), ("width", -1),
+            ("file_url", 3), ("directory", ["a"]), ("score", "x")]
+
+
+@pytest.mark.parametrize("field,value", GELBOORU, ids=[f"{f}={v!r}"[:40] for f, v in GELBOORU])
+def test_gelbooru_post_with_a_malformed_field_is_skipped_with_its_reason(project, hostile_booru, field, value):
+    booru = hostile_booru(site="gelbooru")
+    bad = booru.posts[1]
+    also = {"change": {"created_at": ""}, "directory": {"file_url": ""}}.get(field, {})
+    fields = {field: value, **also}
+    booru.fail("patch", post_id=bad.id, times=None, fields=fields)
+    check_one_bad_post(project, booru, fetch(project, booru), bad.id, field)
+
+
+@pytest.mark.parametrize("value", ["abc", "12a", -4, 0, 1.5, True, 2**70])
+def test_a_post_id_that_is_not_a_positive_whole_number_is_rejected(project, hostile_booru, value):
+    booru = hostile_booru()
+    bad = booru.posts[3]
+    booru.fail("patch", post_id=bad.id, times=None, fields={"id": value})
+    r = fetch(project, booru)
+    check_one_bad_post(project, booru, r, bad.id, "id", shown=repr(value)[:20])
+    assert "danbooru-0" not in {rec.id for rec in project.manifest()}
+
+
+def test_two_posts_with_text_ids_do_not_collide(project, hostile_booru):
+    booru = hostile_booru()
+    booru.fail("patch", times=None, posts={p.id: {"id": "nope"} for p in booru.posts[:2]})
+    r = fetch(project, booru)
+    assert r.excluded["malformed post"] == 2 and len(project.manifest()) == len(booru.posts) - 2
+
+
+def test_a_unix_timestamp_created_at_is_read_as_a_time(project, hostile_booru):
+    booru = hostile_booru()
+    post = booru.posts[0]
+    booru.fail("patch", post_id=post.id, times=None, fields={"created_at": 1700000000})
+    r = fetch(project, booru)
+    assert not r.notes and project.manifest().get(f"danbooru-{post.id}").created_at.startswith("2023-11-14T22:13:20")
+
+
+def test_a_page_with_a_malformed_post_is_not_cached(project, hostile_booru):
+    booru = hostile_booru()
+    bad = booru.posts[0]
+    booru.fail("patch", post_id=bad.id, times=1, fields={"md5": [1]})
+    r1 = fetch(project, booru)
+    r2 = fetch(project, booru)  # the site answers properly now
+    assert r1.excluded["malformed post"] == 1 and r1.cached_pages == 0
+    assert r2.pages == 1 and r2.cached_pages == 0 and r2.downloaded == 1 and not r2.notes
+    r3 = fetch(project, booru)  # that clean page was cached
+    assert r3.pages == 0 and r3.cached_pages == 1
+
+
+def test_a_page_of_the_wrong_shape_fails_clearly_and_is_not_cached(project, hostile_booru):
+    booru = hostile_booru()
+    booru.fail("json", body={"posts": "soon"})
+    with pytest.raises(FetchError, match="expected a list of posts, got dict"):
+        fetch(project, booru)
+    r = fetch(project, booru)  # no --refresh needed
+    assert r.pages == 1 and r.downloaded == len(booru.posts)
+
+
+def test_non_object_entries_and_posts_without_id_are_reported():
+    from lorakiln.sources.base import SiteSpec, walk_pages
+    from lorakiln.sources.danbooru import Danbooru
+
+    fam = Danbooru(SiteSpec("danbooru", Danbooru, "http://h"))
+    good = {"id": 5, "md5": "0" * 32, "file_url": "http://h/5.jpg", "tag_string_general": "a"}
+    bad: list[str] = []
+    pages = list(walk_pages(fam, ["a"], lambda u, p: [good, "junk", {"id": None}, 7], page_size=100,
+                            by_id=True, on_bad=bad.append))
+    assert [[p.id for p in pg] for pg in pages] == [[5]]
+    assert len(bad) == 3 and "not an object" in bad[0].reason and "no id" in bad[1].reason
+    assert [b.id for b in bad] == [None, None, None]
+
+
+def test_a_site_that_ignores_the_page_cursor_does_not_loop_forever():
+    from lorakiln.sources.base import SiteSpec, walk_pages
+    from lorakiln.sources.danbooru import Danbooru
+    from lorakiln.sources.gelbooru import Gelbooru
+
+    page = [{"id": i, "md5": "0" * 32, "file_url": f"http://h/{i}.jpg"} for i in (9, 8)]
+    for fam in (Danbooru(SiteSpec("d", Danbooru, "http://h")), Gelbooru(SiteSpec("g", Gelbooru, "http://h"))):
+        notes: list[str] = []
+        body = page if fam.keyset else {"post": page}
+        pages = list(walk_pages(fam, ["a"], lambda u, p: body, page_size=2, by_id=False, on_note=notes.append))
+        assert len(pages) == 1 and "same posts again" in notes[0]
+        pages = list(walk_pages(fam, ["a"], lambda u, p: body, page_size=2, by_id=True, on_note=notes.append))
+        assert len(pages) == 1
+
+
+def test_strict_field_readers():
+    assert split_tags("a  b") == ("a", "b") and split_tags(["a", "b"]) == ("a", "b") and split_tags(None) == ()
+    for value in ({"a": 1}, 7, ["a", 3]):
+        with pytest.raises(Malformed):
+            split_tags(value, "tags")
+    assert iso_time(0) == "1970-01-01T00:00:00+00:00" and iso_time("1700000000").startswith("2023-11-14")
+    for value in (10**20, float("nan"), ["x"], True):
+        with pytest.raises(Malformed):
+            iso_time(value, "created_at")
