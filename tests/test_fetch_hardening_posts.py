@@ -1,6 +1,8 @@
 """`kiln fetch` against a hostile booru, API pages: malformed post fields on every site family,
 pages of the wrong shape, and what gets cached."""
 
+import json
+
 import pytest
 from booru_faults import fetch, hostile_booru, small_posts  # noqa: F401  (hostile_booru is a fixture)
 
@@ -154,3 +156,58 @@ def test_strict_field_readers():
     for value in (10**20, float("nan"), ["x"], True):
         with pytest.raises(Malformed):
             iso_time(value, "created_at")
+
+
+def _rewrite_cached_pages(project, change):
+    files = list((project.cache_dir / "fetch" / "danbooru").glob("*.json"))
+    for f in files:
+        entry = json.loads(f.read_text())
+        entry["body"] = change(entry["body"])
+        f.write_text(json.dumps(entry))
+    return len(files)
+
+
+def test_a_bad_page_cached_by_an_older_run_is_asked_for_again(project, hostile_booru):
+    booru = hostile_booru()
+    fetch(project, booru)
+    assert _rewrite_cached_pages(project, lambda body: {"posts": "soon"}) == 1  # what older kilns kept
+    r = fetch(project, booru)
+    assert r.pages == 1 and r.cached_pages == 0 and r.skipped == len(booru.posts)
+
+
+def test_a_cached_page_with_a_malformed_post_is_dropped_from_the_cache(project, hostile_booru):
+    booru = hostile_booru()
+    fetch(project, booru, top=3)
+
+    def spoil(body):
+        body[0]["md5"] = ["x"]
+        return body
+
+    _rewrite_cached_pages(project, spoil)
+    r1 = fetch(project, booru, top=3)
+    assert r1.cached_pages == 1 and r1.excluded["malformed post"] == 1
+    r2 = fetch(project, booru, top=3)
+    assert r2.pages == 1 and r2.cached_pages == 0 and not r2.notes
+
+
+def test_tags_with_control_characters_or_spaces_are_malformed(project, hostile_booru):
+    booru = hostile_booru()
+    p0, p1 = booru.posts[0], booru.posts[1]
+    booru.fail("patch", times=None, posts={p0.id: {"tag_string_general": "solo bad\x00tag"},
+                                           p1.id: {"tag_string_artist": "a\x1b[31mred"}})
+    r = fetch(project, booru)
+    assert r.excluded["malformed post"] == 2 and all("control characters" in n for n in malformed_notes(r))
+    with pytest.raises(Malformed):
+        split_tags(["two words"], "tags.general")
+
+
+def test_a_site_cycling_between_two_pages_does_not_loop_forever():
+    from lorakiln.sources.base import SiteSpec, walk_pages
+    from lorakiln.sources.gelbooru import Gelbooru
+
+    fam = Gelbooru(SiteSpec("g", Gelbooru, "http://h"))
+    pages = [[{"id": i, "md5": "0" * 32, "file_url": f"http://h/{i}.jpg"} for i in ids] for ids in ((9, 8), (7, 6))]
+    notes: list[str] = []
+    walked = list(walk_pages(fam, ["a"], lambda u, p: {"post": pages[int(p["pid"]) % 2]}, page_size=2,
+                             by_id=False, on_note=notes.append))
+    assert [[p.id for p in pg] for pg in walked] == [[9, 8], [7, 6]] and "same posts again" in notes[0]

@@ -167,7 +167,7 @@ def search(family: SiteFamily, client: HttpClient, cache: PageCache, q: SavedQue
     found: dict[int, Post] = {}
     rejected: dict[int, str] = {}
     malformed: dict[Any, str] = {}  # reason by post id (OR groups may meet a post twice)
-    pages = _CachedPages(client, cache, report, refresh)
+    pages = _CachedPages(client, cache, report, refresh, family)
     with progress.task(f"{spec.name} pages") as task:
         for group in groups:
             plan = plan_search(group, crit, family, tag_limit=cfg.tag_limit or spec.tag_limit,
@@ -208,31 +208,48 @@ def _malformed_notes(reasons: list[str], redact: Callable[[str], str], report: Q
 
 class _CachedPages:
     """API pages through cache/fetch/: a page fetched from the site is kept only once it parsed
-    with every post well formed, so a bad answer is asked for again next run, not replayed."""
+    with every post well formed, and a cached page that does not is dropped, so a bad answer is
+    asked for again by the next run instead of being replayed."""
 
-    def __init__(self, client: HttpClient, cache: PageCache, report: QueryReport, refresh: bool):
+    def __init__(self, client: HttpClient, cache: PageCache, report: QueryReport, refresh: bool,
+                 family: SiteFamily):
         self.client, self.cache, self.report, self.refresh = client, cache, report, refresh
+        self.family = family
         self.authed = bool(client.basic_auth or client.secret_params)
-        self._fresh: tuple[str, str, Any] | None = None  # the last page from the site, not yet kept
+        self._last: tuple[str, str, Any, bool] | None = None  # key, public url, body, from the site
 
     def fetch(self, url: str, params: dict[str, str]) -> Any:
         public = self.client.public(url, params)
         key = self.cache.key(public, self.authed)
-        self._fresh = None
+        self._last = None
         if not self.refresh:
             hit, body = self.cache.get(key)
-            if hit:
+            if hit and self._readable(key, body):
                 self.report.cached_pages += 1
+                self._last = (key, public, body, False)
                 return body
         body = self.client.get_json(url, params)
-        self._fresh = (key, public, body)
+        self._last = (key, public, body, True)
         self.report.pages += 1
         return body
 
     def parsed(self, clean: bool) -> None:
-        if clean and self._fresh is not None:
-            self.cache.put(*self._fresh)
-        self._fresh = None
+        if self._last is not None:
+            key, public, body, fresh = self._last
+            if clean and fresh:
+                self.cache.put(key, public, body)
+            elif not clean and not fresh:
+                self.cache.drop(key)
+        self._last = None
+
+    def _readable(self, key: str, body: Any) -> bool:
+        """Whether a cached page has the shape of a page (one cached by an older kiln may not)."""
+        try:
+            self.family.raw_posts(body)
+        except SourceError:
+            self.cache.drop(key)
+            return False
+        return True
 
 
 def _alias_notes(local: tuple[str, ...], seen: set[str], notes: list[str]) -> None:

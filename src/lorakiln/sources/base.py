@@ -167,7 +167,7 @@ def walk_pages(
     keyset = by_id and family.keyset
     cursor = Cursor() if keyset else Cursor(page=family.first_page)
     extra: list[str] = []
-    walked, seen = 0, frozenset()
+    walked, seen = 0, set()
     cap = family.spec.max_page
     while max_pages is None or walked < max_pages:
         url, params = family.posts_request(terms + extra, cursor, page_size)
@@ -177,18 +177,19 @@ def walk_pages(
         for b in bad:
             on_bad(b)
         on_page(not bad)
-        ids = frozenset(p.id for p in posts)
-        if ids and ids == seen:
+        ids = {p.id for p in posts}
+        if ids and ids <= seen:  # a site ignoring the cursor would be walked forever
             on_note(f"{family.spec.name}: the site answered the same posts again for the next page; stopped there")
             return
+        seen |= ids
         if posts:
             yield posts
         if len(raws) < page_size or not posts:
             return
-        lowest, seen = min(ids), ids
+        lowest = min(ids)
         if keyset:
             if cursor.before_id is not None and lowest >= cursor.before_id:
-                on_note(f"{family.spec.name}: the site answered the same posts again for the next page; stopped there")
+                on_note(f"{family.spec.name}: the site answered posts above the requested id; stopped there")
                 return
             cursor = Cursor(before_id=lowest)
             continue

@@ -21,6 +21,7 @@ MAX_BYTES = 1 << 48
 MAX_SCORE = 2**53
 _MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 _EXT = re.compile(r"^[A-Za-z0-9]{1,10}$")
+_ODD_IN_TAG = re.compile(r"[\s\x00-\x1f\x7f\ufffd]")
 
 
 def kind_of(value: Any) -> str:
@@ -128,14 +129,20 @@ def rating_value(value: Any, name: str = "rating") -> str | None:
 
 
 def split_tags(value: Any, name: str = "tags") -> tuple[str, ...]:
-    """Tags from space-separated text or a list of tag strings."""
+    """Tags from space-separated text or a list of tag strings (no spaces or control characters
+    inside a tag: they would end up in captions)."""
     if value in (None, ""):
         return ()
     if isinstance(value, str):
-        return tuple(value.split())
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return tuple(v for v in value if v)
-    raise _bad(name, value, "space-separated tags or a list of tags")
+        tags = tuple(value.split())
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        tags = tuple(v for v in value if v)
+    else:
+        raise _bad(name, value, "space-separated tags or a list of tags")
+    odd = next((t for t in tags if _ODD_IN_TAG.search(t)), None)
+    if odd is not None:
+        raise _bad(name, odd, "tags without spaces or control characters")
+    return tags
 
 
 def iso_time(value: Any, name: str = "created_at") -> str | None:

@@ -318,5 +318,8 @@ class PageCache:
         except (ValueError, KeyError, OSError):
             return False, None  # a damaged entry is simply fetched again
 
+    def drop(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
     def put(self, key: str, url: str, body: Any) -> None:
         write_json(self.path(key), {"url": url, "fetched_at": datetime.now(timezone.utc).isoformat(), "body": body})
