@@ -121,3 +121,31 @@ def test_secret_forms_cover_every_encoding_and_alignment():
         assert leaks_key(text) and not leaks_key(redact(text, fs))
     assert redact("plain words stay", fs) == "plain words stay"
     assert secret_forms(["ab", "", None]) == []  # too short to mask without masking everything
+
+
+def test_the_http_library_logs_show_no_form_of_the_key(project, hostile_booru):
+    import logging
+
+    class Keep(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.DEBUG)
+            self.lines: list[str] = []
+
+        def emit(self, record):
+            self.lines.append(record.getMessage())
+
+    keep, loggers = Keep(), [logging.getLogger(n) for n in ("httpx", "httpcore")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(keep)
+        lg.setLevel(logging.DEBUG)
+    try:
+        booru = hostile_booru(site="gelbooru", auth=("424242", KEY))
+        fetch(project, booru, environ=GEL_ENV, top=1)
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.removeHandler(keep)
+            lg.setLevel(level)
+    requests = [line for line in keep.lines if line.startswith("HTTP Request: GET") and "index.php" in line]
+    assert requests and all("api_key=***" in line for line in requests)
+    assert_clean("\n".join(keep.lines), "logs")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import logging
 import re
 import threading
 import time
@@ -157,9 +158,14 @@ class HttpClient:
         self._forms = secret_forms(self._secrets, self.basic_auth)
         keys = [k for n, k in self.secret_params.items() if n.lower() not in _NOT_KEYS]
         self._key_forms = secret_forms([*keys, *(self.basic_auth or ())[1:]], self.basic_auth)
+        self._log_filter = _RedactLogs(self.redact)
+        for name in _LOGGERS:
+            logging.getLogger(name).addFilter(self._log_filter)
 
     def close(self) -> None:
         self._client.close()
+        for name in _LOGGERS:
+            logging.getLogger(name).removeFilter(self._log_filter)
 
     def __enter__(self) -> "HttpClient":
         return self
@@ -273,6 +279,24 @@ class HttpClient:
                         retry_after_seconds(resp.headers.get("Retry-After")), resp.request.url.host)
         if code >= 400:
             raise Fail(f"HTTP {code}{_describe_status(code)}{site_message(resp, until, self.redact)}")
+
+
+_LOGGERS = ("httpx", "httpcore")  # httpx logs each request's URL, query (and api_key) included
+
+
+class _RedactLogs(logging.Filter):
+    """Masks credentials in the HTTP libraries' log records, for whoever turns their logging on."""
+
+    def __init__(self, redact: Callable[[str], str]):
+        super().__init__()
+        self.redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        clean = self.redact(text)
+        if clean != text:
+            record.msg, record.args = clean, ()
+        return True
 
 
 def _check_scheme(url: str) -> None:
