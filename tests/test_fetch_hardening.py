@@ -137,3 +137,28 @@ def test_new_network_settings_have_real_ranges():
     with pytest.raises(ValueError):
         FetchConfig(save_every=float("inf"))
     assert FetchConfig().deadline == 600 and FetchConfig().max_file_mb == 200
+
+
+def test_ctrl_c_does_not_wait_for_a_stalled_download(project, hostile_booru):
+    from interrupts import StopAfter
+
+    booru = hostile_booru(small_posts(8))
+    stalled, release = booru.posts[-1], threading.Event()
+    booru.fail("slow", on="file", post_id=stalled.id, interval=0.02, release=release)
+    raised: list = []
+
+    def run():
+        try:
+            fetch(project, booru, progress=StopAfter(len(booru.posts) - 1, when="images"), workers=2)
+        except KeyboardInterrupt as e:
+            raised.append(e)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(timeout=20)  # the stall lasts 30 s (and the deadline 600 s) unless cancelled
+    still_waiting = worker.is_alive()
+    release.set()
+    worker.join()
+    assert not still_waiting and raised
+    assert len(project.manifest()) == len(booru.posts) - 1  # saved on the way out
+    assert not list(project.images_dir.rglob(".*.part"))

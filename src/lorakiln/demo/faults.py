@@ -1,6 +1,7 @@
 """Faults the local imageboard (booru_server.py) can inject, one request at a time.
 
-A `Fault` is taken by the first matching request (`times` of them, or every one with None);
+A `Fault` is taken by the next matching request (`times` of them, or every one with None); one
+fault answers a request, the earliest added first (use `posts=` to patch several posts at once);
 `on` says which requests ("api" pages or "file" downloads) and `post_id` narrows file faults to
 one post's file and field patches to one post. Kinds, with their `options`:
 

@@ -24,7 +24,7 @@ from lorakiln.core.manifest import ManifestSaver
 from lorakiln.core.progress import Progress
 from lorakiln.core.records import ImageRecord, Status
 from lorakiln.services.project import Project
-from lorakiln.sources.base import Post, SiteFamily, SiteSpec, SourceError, walk_pages
+from lorakiln.sources.base import BadPost, Post, SiteFamily, SiteSpec, SourceError, walk_pages
 from lorakiln.sources.download import Outcome, Target, fetch_post
 from lorakiln.sources.http import FetchError, HttpClient, PageCache, RetryPolicy
 from lorakiln.sources.query import (
@@ -168,6 +168,10 @@ def search(family: SiteFamily, client: HttpClient, cache: PageCache, q: SavedQue
     rejected: dict[int, str] = {}
     malformed: dict[Any, str] = {}  # reason by post id (OR groups may meet a post twice)
     pages = _CachedPages(client, cache, report, refresh, family)
+
+    def keep_bad(bad: BadPost) -> None:
+        malformed.setdefault(bad.id or object(), bad.reason)
+
     with progress.task(f"{spec.name} pages") as task:
         for group in groups:
             plan = plan_search(group, crit, family, tag_limit=cfg.tag_limit or spec.tag_limit,
@@ -175,8 +179,7 @@ def search(family: SiteFamily, client: HttpClient, cache: PageCache, q: SavedQue
             matched, seen_tags = 0, set()
             for posts in walk_pages(family, list(plan.terms), pages.fetch, page_size=page_size,
                                     by_id=not plan.remote_sort, max_pages=cfg.max_pages,
-                                    on_note=report.notes.append, on_bad=lambda b: malformed.setdefault(b.id or object(), b.reason),
-                                    on_page=pages.parsed):
+                                    on_note=report.notes.append, on_bad=keep_bad, on_page=pages.parsed):
                 for p in posts:
                     seen_tags |= p.tag_set
                     reason = reject_reason(p, group, plan, crit)
@@ -260,6 +263,9 @@ def _alias_notes(local: tuple[str, ...], seen: set[str], notes: list[str]) -> No
 
 
 # -- download ---------------------------------------------------------------------------------
+INTERRUPT_GRACE = 3.0  # seconds downloads in flight get to finish after Ctrl-C before they are cancelled
+
+
 def download(project: Project, client: HttpClient, posts: list[Post], q: SavedQuery, report: QueryReport,
              progress: Progress, *, workers: int = 4, force: bool = False, save_every: float = 2.0) -> None:
     """Fetch every chosen post not already done; record each outcome in the manifest, saved every
@@ -285,8 +291,12 @@ def download(project: Project, client: HttpClient, posts: list[Post], q: SavedQu
                     saver.flush()
                     unsaved, saved_at = False, time.monotonic()
         except BaseException:
-            for f in futures:
-                f.cancel()
+            try:  # files about to finish may finish (the next run adopts them); stalled ones stop
+                wait(pending, timeout=INTERRUPT_GRACE)
+            finally:
+                client.cancel()
+                for f in futures:
+                    f.cancel()
             raise
 
 

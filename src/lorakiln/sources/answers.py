@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,7 @@ class Budget:
     until: float  # time.monotonic() deadline
     seconds: float
     cap: Cap
+    cancelled: threading.Event | None = None
 
 
 def file_cap(declared: int | None, max_file_mb: float | None) -> Cap:
@@ -116,6 +118,8 @@ def _pieces(resp: httpx.Response, budget: Budget):
             raise Fail(budget.cap.over_stream(got))
         if time.monotonic() > budget.until:
             raise Fail(_too_slow(resp.num_bytes_downloaded, expected, budget.seconds))
+        if budget.cancelled is not None and budget.cancelled.is_set():
+            raise Fail("cancelled")
         yield piece
 
 

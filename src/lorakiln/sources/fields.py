@@ -80,24 +80,24 @@ def score(value: Any, name: str = "score") -> int:
     return as_int(value, name, -MAX_SCORE, MAX_SCORE)
 
 
-def text(value: Any, name: str) -> str | None:
+def text(value: Any, name: str, expected: str = "text") -> str | None:
     """Text or nothing (null or "")."""
     if value in (None, ""):
         return None
     if not isinstance(value, str):
-        raise _bad(name, value, "text")
+        raise _bad(name, value, expected)
     return value
 
 
 def md5_of(value: Any, name: str = "md5") -> str | None:
-    v = text(value, name)
+    v = text(value, name, "32 hexadecimal digits")
     if v is not None and not _MD5.match(v):
         raise _bad(name, value, "32 hexadecimal digits")
     return v.lower() if v else None
 
 
 def file_ext(value: Any, name: str = "file_ext") -> str | None:
-    v = text(value, name)
+    v = text(value, name, "a file extension such as jpg")
     if v is not None and not _EXT.match(v.lstrip(".")):
         raise _bad(name, value, "a file extension such as jpg")
     return v.lstrip(".").lower() if v else None
@@ -177,5 +177,5 @@ def ext_of(url: str | None) -> str | None:
 def file_url(value: Any, base_url: str, name: str = "file_url") -> str | None:
     """An absolute URL; a site-relative one ("/data/x.jpg", "//host/x.jpg") is resolved on the site.
     The scheme is checked when downloading, so a non-http URL is one failed item with its reason."""
-    v = text(value, name)
+    v = text(value, name, "a URL")
     return urljoin(base_url + "/", v) if v and v.startswith("/") else v

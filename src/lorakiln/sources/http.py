@@ -158,9 +158,15 @@ class HttpClient:
         self._forms = secret_forms(self._secrets, self.basic_auth)
         keys = [k for n, k in self.secret_params.items() if n.lower() not in _NOT_KEYS]
         self._key_forms = secret_forms([*keys, *(self.basic_auth or ())[1:]], self.basic_auth)
+        self._cancelled = threading.Event()
         self._log_filter = _RedactLogs(self.redact)
         for name in _LOGGERS:
             logging.getLogger(name).addFilter(self._log_filter)
+
+    def cancel(self) -> None:
+        """Stop every transfer in flight (at its next bytes) and every retry wait: Ctrl-C must not
+        wait for a stalled download's deadline."""
+        self._cancelled.set()
 
     def close(self) -> None:
         self._client.close()
@@ -202,7 +208,7 @@ class HttpClient:
             until = time.monotonic() + self.deadline
             try:
                 self._check_status(resp, until)
-                return self.scrub(json_body(resp, Budget(until, self.deadline, page_cap())))
+                return self.scrub(json_body(resp, Budget(until, self.deadline, page_cap(), self._cancelled)))
             finally:
                 resp.close()
 
@@ -223,7 +229,7 @@ class HttpClient:
             until = time.monotonic() + self.deadline
             try:
                 self._check_status(resp, until)
-                return save_image(resp, Path(dest), expect_md5, Budget(until, self.deadline, cap))
+                return save_image(resp, Path(dest), expect_md5, Budget(until, self.deadline, cap, self._cancelled))
             finally:
                 resp.close()
 
@@ -246,12 +252,15 @@ class HttpClient:
                                f"max_retry_wait={self.policy.max_wait:.0f}s") from None
                 if e.retry_after is not None:
                     self.limits(e.host or self.api_host).defer(wait)
-                time.sleep(wait)
+                if self._cancelled.wait(wait):
+                    raise Fail("cancelled") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send(self, url: str, params: Mapping[str, str] | None, api: bool) -> httpx.Response:
         """One GET after the host's rate slot; credentials ride along on API calls only."""
         _check_scheme(url)
+        if self._cancelled.is_set():
+            raise Fail("cancelled")
         params = dict(params or {})
         auth = None
         if api:
