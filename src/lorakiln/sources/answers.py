@@ -57,10 +57,11 @@ class Cap:
     limit: int
     why: str  # "the site says 2048 bytes" / "max_file_mb=200 (209715200 bytes)"
     declared: bool = False  # the limit is the site's declared size plus a margin
+    noun: str = "file"
 
     def over_length(self, length: int) -> str:
         joint = ", but " if self.declared else ", more than "
-        return f"too large: the file is {length} bytes (Content-Length){joint}{self.why}"
+        return f"too large: the {self.noun} is {length} bytes (Content-Length){joint}{self.why}"
 
     def over_stream(self, got: int) -> str:
         if self.declared:
@@ -90,7 +91,7 @@ def file_cap(declared: int | None, max_file_mb: float | None) -> Cap:
 
 
 def page_cap() -> Cap:
-    return Cap(MAX_PAGE_BYTES, f"{MAX_PAGE_BYTES >> 20} MiB for an API page")
+    return Cap(MAX_PAGE_BYTES, f"{MAX_PAGE_BYTES >> 20} MiB for an API page", noun="answer")
 
 
 def content_length(resp: httpx.Response) -> int | None:
