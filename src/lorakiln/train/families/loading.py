@@ -19,6 +19,7 @@ import torch
 
 from lorakiln.core.errors import ConfigError, KilnError
 from lorakiln.formats.safetensors_io import PICKLE_SUFFIXES, FormatError, read_header
+from lorakiln.train.families import embedded_config
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 HUB_PATTERNS = ["*.json", "*/*.json", "*.txt", "*/*.txt", "*/*.safetensors"]
@@ -195,7 +196,7 @@ def load_single_file(path: Path, layout: Layout, dtype: torch.dtype, allow_pickl
     from diffusers.loaders.single_file_utils import SingleFileComponentError, create_diffusers_clip_model_from_ldm
 
     state = read_checkpoint(path, allow_pickle)
-    cfg = str(config_dir(layout.config))
+    cfg = embedded_config.config_folder(path) or str(config_dir(layout.config))
     common = dict(config=cfg, local_files_only=True, torch_dtype=dtype)
     try:
         unet = UNet2DConditionModel.from_single_file(state, subfolder="unet", **common)
