@@ -23,6 +23,7 @@ from lorakiln.core.atomic import atomic_open
 MAX_PAGE_BYTES = 64 << 20  # an API page is a few hundred KB; more is not a page
 _SNIFF = 512  # bytes looked at to tell an image from an HTML page
 _MESSAGE_BYTES = 1 << 16  # what is read of an error body for the site's message
+_MESSAGE_SECONDS = 10.0  # and for how long at most
 
 
 class Retry(Exception):
@@ -128,7 +129,8 @@ def site_message(resp: httpx.Response, until: float, redact: Callable[[str], str
     """The site's own short error message, if its (small, prompt) body says one; redacted before
     it is shortened, so no cut leaves part of a secret unmasked."""
     try:
-        data = b"".join(_pieces(resp, Budget(until, 0, Cap(_MESSAGE_BYTES, "message"))))
+        soon = min(until, time.monotonic() + _MESSAGE_SECONDS)
+        data = b"".join(_pieces(resp, Budget(soon, _MESSAGE_SECONDS, Cap(_MESSAGE_BYTES, "message"))))
         body = json.loads(data)
     except (Fail, httpx.HTTPError, ValueError):
         return ""
@@ -150,7 +152,7 @@ def json_body(resp: httpx.Response, budget: Budget) -> Any:
         return None
     if _looks_html(resp, data):
         raise Fail(f"answered an HTML page instead of JSON (HTTP {resp.status_code}{_title(data)}): "
-                    "a login wall, a Cloudflare check or a maintenance page?")
+                   "a login wall, a Cloudflare check or a maintenance page?")
     try:
         return json.loads(data)
     except (ValueError, RecursionError):

@@ -290,7 +290,10 @@ class HttpClient:
             raise Fail(f"HTTP {code}{_describe_status(code)}{site_message(resp, until, self.redact)}")
 
 
-_LOGGERS = ("httpx", "httpcore")  # httpx logs each request's URL, query (and api_key) included
+# httpx logs each request's URL, query (and api_key) included; a logger's filters see only the
+# records logged to it by name, so httpcore's modules are listed one by one
+_LOGGERS = ("httpx", "httpcore", "httpcore.connection", "httpcore.http11",
+            "httpcore.http2", "httpcore.proxy", "httpcore.socks")
 
 
 class _RedactLogs(logging.Filter):
