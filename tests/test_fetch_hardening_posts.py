@@ -6,8 +6,11 @@ import json
 import pytest
 from booru_faults import fetch, hostile_booru, small_posts  # noqa: F401  (hostile_booru is a fixture)
 
-from lorakiln.core.records import Status
+from lorakiln.demo.booru_server import BooruReplay
+from lorakiln.demo.faults import Fault, patch_body
+from lorakiln.sources.base import parse_page
 from lorakiln.sources.fields import Malformed, iso_time, split_tags
+from lorakiln.sources.registry import SITES
 from lorakiln.sources.http import FetchError
 
 
@@ -35,51 +38,52 @@ DANBOORU = [
     ("image_width", -5), ("image_height", "tall"), ("image_width", 10**12), ("file_size", -1),
     ("score", "lots"), ("score", 1.5), ("rating", ["g"]), ("is_deleted", "maybe"),
 ]
-
-
-@pytest.mark.parametrize("field,value", DANBOORU, ids=[f"{f}={v!r}"[:40] for f, v in DANBOORU])
-def test_danbooru_post_with_a_malformed_field_is_skipped_with_its_reason(project, hostile_booru, field, value):
-    booru = hostile_booru()
-    bad = booru.posts[2]
-    booru.fail("patch", post_id=bad.id, times=None, fields={field: value})
-    check_one_bad_post(project, booru, fetch(project, booru), bad.id, field)
-
-
 E621 = [("file", ["x"]), ("file", {"md5": [1]}), ("file", {"url": 9}), ("file", {"ext": {"a": 1}}),
         ("file", {"size": -3}), ("tags", ["a", "b"]), ("tags", {"general": {"a": 1}}), ("flags", "deleted"),
         ("score", {"total": "many"}), ("created_at", {"t": 1})]
-
-
-@pytest.mark.parametrize("field,value", E621, ids=[f"{f}={v!r}"[:40] for f, v in E621])
-def test_e621_post_with_a_malformed_field_is_skipped_with_its_reason(project, hostile_booru, field, value):
-    booru = hostile_booru(site="e621")
-    bad = booru.posts[1]
-    booru.fail("patch", post_id=bad.id, times=None, fields={field: value})
-    check_one_bad_post(project, booru, fetch(project, booru, environ={"KILN_E621_USERNAME": "t"}), bad.id, field)
-
-
 GELBOORU = [("tags", {"a": 1}), ("md5", 12), ("change", 10**20), ("created_at", ["x"]), ("width", -1),
             ("file_url", 3), ("directory", ["a"]), ("score", "x")]
+_ALSO = {("gelbooru", "change"): {"created_at": ""}, ("gelbooru", "directory"): {"file_url": ""}}
+CASES = [("danbooru", f, v) for f, v in DANBOORU] + [("e621", f, v) for f, v in E621] + \
+        [("gelbooru", f, v) for f, v in GELBOORU] + \
+        [("danbooru", "id", v) for v in ("abc", "12a", -4, 0, 1.5, True, 2**70)]
 
 
-@pytest.mark.parametrize("field,value", GELBOORU, ids=[f"{f}={v!r}"[:40] for f, v in GELBOORU])
-def test_gelbooru_post_with_a_malformed_field_is_skipped_with_its_reason(project, hostile_booru, field, value):
-    booru = hostile_booru(site="gelbooru")
-    bad = booru.posts[1]
-    also = {"change": {"created_at": ""}, "directory": {"file_url": ""}}.get(field, {})
-    fields = {field: value, **also}
-    booru.fail("patch", post_id=bad.id, times=None, fields=fields)
-    check_one_bad_post(project, booru, fetch(project, booru), bad.id, field)
+@pytest.fixture(scope="module")
+def shapes():
+    """One replay server per site family, for the JSON pages it renders (nothing is fetched)."""
+    servers = {site: BooruReplay(small_posts(), site=site).start() for site in ("danbooru", "e621", "gelbooru")}
+    yield servers
+    for booru in servers.values():
+        booru.stop()
 
 
-@pytest.mark.parametrize("value", ["abc", "12a", -4, 0, 1.5, True, 2**70])
-def test_a_post_id_that_is_not_a_positive_whole_number_is_rejected(project, hostile_booru, value):
-    booru = hostile_booru()
-    bad = booru.posts[3]
-    booru.fail("patch", post_id=bad.id, times=None, fields={"id": value})
-    r = fetch(project, booru)
-    check_one_bad_post(project, booru, r, bad.id, "id", shown=repr(value)[:20])
-    assert "danbooru-0" not in {rec.id for rec in project.manifest()}
+@pytest.mark.parametrize("site,field,value", CASES, ids=[f"{s}-{f}={v!r}"[:48] for s, f, v in CASES])
+def test_a_malformed_field_skips_that_post_only_with_its_reason(shapes, site, field, value):
+    booru = shapes[site]
+    spec, bad = SITES.get(site), booru.posts[1]
+    family = spec.family(spec, booru.url)
+    page = booru.render(booru.posts, 0, 100, len(booru.posts))
+    page = patch_body(page, Fault("patch", options={"posts": {bad.id: {field: value, **_ALSO.get((site, field), {})}}}))
+    posts, skipped = parse_page(family, family.raw_posts(page))
+    nested = site == "e621" and field in ("file", "tags", "score") and isinstance(value, dict)
+    inner = next(iter(value.values())) if nested else value  # "file.md5 is [1]"
+    assert len(skipped) == 1 and field in skipped[0].reason and f"is {repr(inner)[:20]}" in skipped[0].reason
+    assert ", expected " in skipped[0].reason
+    assert skipped[0].reason.startswith(f"skipped malformed post {bad.id if field != 'id' else repr(value)[:20]}")
+    assert {p.id for p in posts} == {p.id for p in booru.posts} - {bad.id}
+
+
+@pytest.mark.parametrize("site,field,value", [("danbooru", "file_ext", 5), ("danbooru", "created_at", [1]),
+                                              ("e621", "file", ["x"]), ("gelbooru", "tags", {"a": 1}),
+                                              ("danbooru", "id", "abc")])
+def test_a_fetch_skips_the_malformed_post_and_records_the_rest(project, hostile_booru, site, field, value):
+    booru = hostile_booru(site=site)
+    bad = booru.posts[2]
+    booru.fail("patch", post_id=bad.id, times=None, fields={field: value})
+    r = fetch(project, booru, environ={"KILN_E621_USERNAME": "t"})
+    check_one_bad_post(project, booru, r, bad.id, field, shown=repr(value) if field == "id" else None)
+    assert f"{site}-0" not in {rec.id for rec in project.manifest()}
 
 
 def test_two_posts_with_text_ids_do_not_collide(project, hostile_booru):

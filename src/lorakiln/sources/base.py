@@ -8,7 +8,6 @@ limits. Nothing here does I/O: page walking takes the request function as an arg
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Callable, ClassVar, Iterator, Mapping
 
 from lorakiln.core.errors import KilnError
