@@ -114,3 +114,15 @@ def test_credentials_never_reach_any_written_file(cli, project, monkeypatch, tmp
             assert secret.encode() not in data, f"{secret} leaked into {path}"
     for out in outputs:
         assert dan_key not in out and gel_key not in out
+
+
+def test_deadline_and_size_cap_flags(cli, project, monkeypatch):
+    fast(monkeypatch)
+    with BooruReplay(list(catalogue()), site="danbooru") as booru:
+        code, out = cli("fetch", "danbooru", CHARACTER, "--base-url", booru.url, "--max-file-mb", "0.0001",
+                        cwd=project.root)
+    assert code == 0, out
+    reasons = [r.reason or "" for r in project.manifest()]
+    assert reasons and all(r.startswith("too large") for r in reasons)
+    code, out = cli("fetch", "danbooru", CHARACTER, "--deadline", "0", cwd=project.root)
+    assert code == 1 and "deadline" in out

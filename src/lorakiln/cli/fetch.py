@@ -37,6 +37,8 @@ def fetch(
     tag_limit: Annotated[Optional[int], typer.Option(help="Search terms your account may send (Danbooru: 2; Gold 6).", rich_help_panel=_N)] = None,
     page_size: Annotated[Optional[int], typer.Option(help="Posts per API page (at most the site's maximum).", rich_help_panel=_N)] = None,
     max_pages: Annotated[Optional[int], typer.Option(help="Stop each search after this many pages.", rich_help_panel=_N)] = None,
+    deadline: Annotated[Optional[float], typer.Option(help="Seconds one answer (a page or a file) may take in all (default 600).", rich_help_panel=_N)] = None,
+    max_file_mb: Annotated[Optional[float], typer.Option(help="Largest file to download, in MiB (default 200).", rich_help_panel=_N)] = None,
     list_sites: Annotated[bool, typer.Option("--list-sites", help="List the sites and their limits, then exit.")] = False,
     project: ProjectOpt = None,
 ) -> None:
@@ -49,7 +51,8 @@ def fetch(
 
     p = open_project(project, write=True)
     cfg: FetchConfig = p.resolve("fetch", {"rate": rate, "workers": workers, "tag_limit": tag_limit,
-                                           "page_size": page_size, "max_pages": max_pages})
+                                           "page_size": page_size, "max_pages": max_pages,
+                                           "deadline": deadline, "max_file_mb": max_file_mb})
     progress = RichProgress()
     given = {"blacklist": blacklist, "rating": rating, "min_score": min_score, "min_area": min_area,
              "sort": sort, "top": top, "prepend_tags": prepend_tags, "append_tags": append_tags,
