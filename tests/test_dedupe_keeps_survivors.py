@@ -71,16 +71,45 @@ def test_filter_brings_back_the_next_member_when_the_kept_one_is_dropped(project
     assert not report.dropped  # nothing left for the filters to drop
 
 
-def test_a_group_whose_members_all_fail_keeps_its_best_and_the_filter_says_why(project):
-    """Both copies too small: the filter drops the kept one with its own reason, the duplicate stays a duplicate."""
+def test_a_group_whose_members_all_fail_is_judged_member_by_member(project):
+    """Both copies too small: each is dropped as too small, so `--undo size` can bring one back."""
     im = make_image(Spec(seed=4, width=200, height=240))
     m = project.manifest()
     _add(project, m, "local-a", im, score=5)
     _add(project, m, "local-b", im.resize((100, 120)), score=50)
     m.save()
     run_dedupe(project, DedupeConfig(), NullProgress())
+    assert project.manifest()["local-b"].duplicate_of == "local-a"
     report = run_filter(project, FilterConfig(min_short_side=512), NullProgress())
     m = project.manifest()
-    assert m["local-b"].duplicate_of == "local-a"
-    assert m["local-a"].reason.startswith("too small")
-    assert not report.rekept
+    assert m["local-a"].reason.startswith("too small") and m["local-b"].reason.startswith("too small")
+    assert not report.rekept and report.lost == [("local-a", ["local-b"])]
+
+
+def test_when_no_copy_passes_each_gets_its_own_reason(project):
+    """The kept copy has a banned tag, the other is too small: both dropped, each for its own reason."""
+    im = make_image(Spec(seed=5, width=640, height=768))
+    m = project.manifest()
+    _add(project, m, "local-big", im, tags={"caption": ["1girl", "solo", "comic"]})
+    _add(project, m, "local-small", im.resize((320, 384)), tags={"caption": ["1girl", "solo"]})
+    m.save()
+    run_dedupe(project, DedupeConfig(), NullProgress())
+    assert project.manifest()["local-small"].duplicate_of == "local-big"
+    report = run_filter(project, FilterConfig(), NullProgress())
+    m = project.manifest()
+    assert m["local-big"].reason.startswith("tags: has comic")
+    assert m["local-small"].reason.startswith("too small") and m["local-small"].duplicate_of is None
+    assert report.lost == [("local-big", ["local-small"])]
+    # `kiln filter --undo size` would now bring the small copy back on its own
+
+
+def test_a_keeper_dropped_by_an_earlier_filter_run_gets_its_next_copy(project):
+    """Older projects: the kept image was already dropped by a filter, its copy still says duplicate."""
+    _colour_and_grey(project)
+    m = project.manifest()
+    m["local-colour"].drop("duplicate: phash distance 0 to local-grey", duplicate_of="local-grey")
+    m["local-grey"].drop("monochrome: greyscale (0.0% coloured pixels)")
+    m.save()
+    report = run_filter(project, FilterConfig(), NullProgress())
+    m = project.manifest()
+    assert m["local-colour"].kept and report.rekept[0][:2] == ("local-grey", "local-colour")

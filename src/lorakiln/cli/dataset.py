@@ -114,6 +114,9 @@ def filter_(
         out.print(f"  {label}: {n}")
     for was, now, why in r.rekept:
         out.print(escape(f"  kept {now} instead of its duplicate {was} ({why})"))
+    for was, copies in r.lost:
+        out.print(escape(f"  {was} is dropped and no duplicate of it passes the filters: "
+                         f"{', '.join(copies)} judged on their own (reasons above)"))
     if r.untagged:
         out.print(f"  {r.untagged} images have no tags yet: tag rules judge them after `kiln tag` "
                   "and another `kiln filter`")

@@ -37,6 +37,7 @@ class FilterReport:
     errors: list[tuple[str, str]] = field(default_factory=list)
     filters: list[str] = field(default_factory=list)
     rekept: list[tuple[str, str, str]] = field(default_factory=list)  # (was kept, kept now, why)
+    lost: list[tuple[str, list[str]]] = field(default_factory=list)  # (dropped keeper, its copies: none passes)
 
     def by_filter(self) -> Counter:
         return Counter(reason.split(":", 1)[0] for _, reason in self.dropped)
@@ -92,22 +93,29 @@ def judge(project: Project, records: list[ImageRecord], cfg: FilterConfig, tag_c
 
 def _rekeep_duplicates(project: Project, m: Manifest, cfg: FilterConfig, tag_cfg: TagConfig, progress: Progress,
                        saver: ManifestSaver, report: FilterReport) -> list[tuple[str, str, str]]:
-    """In each duplicate group whose kept image a filter would drop, keep the best member that stays."""
-    from lorakiln.services.dedupe import regroup
+    """Duplicate groups whose kept image a filter drops (now or earlier) keep their best member that
+    passes; with none passing, each member is judged by the filters on its own reason."""
+    from lorakiln.services.dedupe import regroup, restore
 
-    groups = [g for g in groups_of(list(m)) if g.keep.kept]
+    groups = [g for g in groups_of(list(m)) if g.keep.kept or filter_of_reason(g.keep.reason)]
     if not groups:
         return []
     members = [r for g in groups for r in (g.keep, *(x.record for x in g.dropped))]
     verdicts = judge(project, members, cfg, tag_cfg, progress, saver, report)
     out = []
     for g in groups:
-        why = verdicts.get(g.keep.id)
-        if why is None or why.reason is None:
+        why = verdicts[g.keep.id].reason if g.keep.kept and g.keep.id in verdicts else g.keep.reason
+        if not why:
             continue
-        new = regroup(m, [g.keep, *(x.record for x in g.dropped)], verdicts)
-        if new is not None and new.id != g.keep.id:
-            out.append((g.keep.id, new.id, why.reason))
+        copies = [x.record for x in g.dropped]
+        if not any(r.id in verdicts and verdicts[r.id].reason is None for r in copies):
+            for r in copies:  # no copy passes: the filters below drop each for its own reason
+                restore(r)
+            report.lost.append((g.keep.id, [r.id for r in copies]))
+            continue
+        new = regroup(m, [g.keep, *copies] if g.keep.kept else copies, verdicts)
+        if new is not None:
+            out.append((g.keep.id, new.id, why))
     return out
 
 
