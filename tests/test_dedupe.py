@@ -248,3 +248,11 @@ def test_cli_show_and_threshold(dup_project, cli):
     code, out = cli("dedupe", "--show", cwd=project.root)
     assert "hashed 0" in out and out.count("group ") == 3
     shutil.rmtree(project.images_dir)  # --show after the fact reads the manifest only
+
+
+def test_dry_run_writes_nothing(dup_project):
+    project, _ = dup_project
+    before = project.manifest_path.read_bytes()
+    report = run_dedupe(project, DedupeConfig(), NullProgress(), dry_run=True)
+    assert report.decisions and report.hashed
+    assert project.manifest_path.read_bytes() == before  # not even the hashes it computed

@@ -46,7 +46,7 @@ def dedupe(
     """Drop exact and near-duplicate images, keeping the best of each group."""
     from lorakiln.services.dedupe import run_dedupe
 
-    p = open_project(project, write=True)  # a dry run still saves the hashes it computed
+    p = open_project(project, write=not dry_run)
     cfg = p.resolve("dedupe", {"threshold": threshold})
     r = run_dedupe(p, cfg, RichProgress(), force=force, dry_run=dry_run)
     exact = sum(d.kind == "exact" for d in r.decisions)

@@ -116,9 +116,10 @@ class Manifest:
 class ManifestSaver:
     """Saves a manifest at most every `every` seconds during long batches, and at exit."""
 
-    def __init__(self, manifest: Manifest, every: float = 2.0):
+    def __init__(self, manifest: Manifest, every: float = 2.0, enabled: bool = True):
         self.manifest = manifest
         self.every = every
+        self.enabled = enabled  # False: a dry run, which writes nothing
         self._last = time.monotonic()
 
     def tick(self) -> None:
@@ -126,7 +127,8 @@ class ManifestSaver:
             self.flush()
 
     def flush(self) -> None:
-        self.manifest.save()
+        if self.enabled:
+            self.manifest.save()
         self._last = time.monotonic()
 
     def __enter__(self) -> "ManifestSaver":

@@ -56,7 +56,7 @@ def run_dedupe(project: Project, cfg: DedupeConfig, progress: Progress, *, force
     report.restored = len(back)
     pool = m.kept() + ([] if not dry_run else back)
     kind = hash_kind(cfg.hash, cfg.hash_size)
-    with ManifestSaver(m) as saver:
+    with ManifestSaver(m, enabled=not dry_run) as saver:  # a dry run writes nothing, not even hashes
         if cfg.near:
             _hash_missing(project, pool, cfg, kind, force, progress, saver, report)
         pool = [r for r in pool if r.status != Status.error]  # hashing may have found broken files
