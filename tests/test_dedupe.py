@@ -4,6 +4,8 @@ import io
 import re
 import random
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -250,9 +252,26 @@ def test_cli_show_and_threshold(dup_project, cli):
     shutil.rmtree(project.images_dir)  # --show after the fact reads the manifest only
 
 
-def test_dry_run_writes_nothing(dup_project):
+def test_dry_run_while_another_command_writes_saves_nothing(dup_project, cli):
+    """A dry run caches its hashes only when it may write; with the project busy it still runs."""
+    from lorakiln.core import lock
+
     project, _ = dup_project
     before = project.manifest_path.read_bytes()
-    report = run_dedupe(project, DedupeConfig(), NullProgress(), dry_run=True)
+    report = run_dedupe(project, DedupeConfig(), NullProgress(), dry_run=True, save_hashes=False)
     assert report.decisions and report.hashed
-    assert project.manifest_path.read_bytes() == before  # not even the hashes it computed
+    assert project.manifest_path.read_bytes() == before
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(project.root)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, out = cli("dedupe", "--dry-run", cwd=project.root)
+        assert code == 0 and "would drop" in out, out
+        assert project.manifest_path.read_bytes() == before
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not lock.holds(project.root)
+
+
+HOLD = "import sys; from lorakiln.core import lock; lock.acquire(sys.argv[1], 'kiln tag'); print('held', flush=True); sys.stdin.readline()"

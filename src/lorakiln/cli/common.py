@@ -67,6 +67,20 @@ def project_path(option: Path | None) -> Path | None:
     return option if option is not None else _global_project
 
 
+def open_project_cache_writer(option: Path | None):
+    """(project, whether it may save caches): a read-only command that also caches work (a dry
+    run's hashes) writes only when no other command is writing the project."""
+    from lorakiln.core.lock import ProjectBusy
+    from lorakiln.services.project import find_root, open_project as _open
+
+    try:
+        hold_project(find_root(project_path(option)), wait=0.0)
+        free = True
+    except ProjectBusy:
+        free = False
+    return _open(project_path(option)), free
+
+
 def open_project(option: Path | None, write: bool = False):
     """The project; with `write`, this command becomes its only writer until it ends."""
     from lorakiln.services.project import find_root, open_project as _open
@@ -76,14 +90,14 @@ def open_project(option: Path | None, write: bool = False):
     return _open(project_path(option))
 
 
-def hold_project(root: Path) -> None:
+def hold_project(root: Path, wait: float | None = None) -> None:
     """Take the project lock until the command ends, naming the command; then finish what a kill left."""
     from lorakiln.core import lock
     from lorakiln.services.recovery import finish_interrupted
 
     if lock.holds(root):
         return
-    lock.acquire(root, lock.this_command(), wait=_wait_for_lock, on_wait=_say_waiting)
+    lock.acquire(root, lock.this_command(), wait=_wait_for_lock if wait is None else wait, on_wait=_say_waiting)
     _locked.append(root)
     for line in finish_interrupted(root):
         console.print(f"[yellow]{escape(line)}[/]")

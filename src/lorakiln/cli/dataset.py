@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from lorakiln.cli.common import ProjectOpt, RichProgress, open_project, out
+from lorakiln.cli.common import ProjectOpt, RichProgress, open_project, open_project_cache_writer, out
 
 
 def import_(
@@ -46,9 +46,12 @@ def dedupe(
     """Drop exact and near-duplicate images, keeping the best of each group."""
     from lorakiln.services.dedupe import run_dedupe
 
-    p = open_project(project, write=not dry_run)
+    if dry_run:  # its hashes are cached unless another command is writing the project
+        p, cache = open_project_cache_writer(project)
+    else:
+        p, cache = open_project(project, write=True), True
     cfg = p.resolve("dedupe", {"threshold": threshold})
-    r = run_dedupe(p, cfg, RichProgress(), force=force, dry_run=dry_run)
+    r = run_dedupe(p, cfg, RichProgress(), force=force, dry_run=dry_run, save_hashes=cache)
     exact = sum(d.kind == "exact" for d in r.decisions)
     verb = "would drop" if dry_run else "dropped"
     tail = (f"; {r.restored} restored" if r.restored else "")

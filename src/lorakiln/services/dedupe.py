@@ -46,7 +46,9 @@ HASH_SIDE = 512  # perceptual hashes look at 32x32 or less: decode big JPEGs at 
 
 
 def run_dedupe(project: Project, cfg: DedupeConfig, progress: Progress, *, force: bool = False,
-               dry_run: bool = False, filter_cfg=None) -> DedupeReport:
+               dry_run: bool = False, filter_cfg=None, save_hashes: bool = True) -> DedupeReport:
+    """Group and drop duplicates; a dry run drops nothing and saves only the hashes it computed
+    (and not those either with `save_hashes=False`: another command is writing the project)."""
     m = project.manifest()
     report = DedupeReport()
     back = restorable(m, everything=force)
@@ -56,7 +58,7 @@ def run_dedupe(project: Project, cfg: DedupeConfig, progress: Progress, *, force
     report.restored = len(back)
     pool = m.kept() + ([] if not dry_run else back)
     kind = hash_kind(cfg.hash, cfg.hash_size)
-    with ManifestSaver(m, enabled=not dry_run) as saver:  # a dry run writes nothing, not even hashes
+    with ManifestSaver(m, enabled=save_hashes) as saver:
         if cfg.near:
             _hash_missing(project, pool, cfg, kind, force, progress, saver, report)
         pool = [r for r in pool if r.status != Status.error]  # hashing may have found broken files
