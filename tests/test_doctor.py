@@ -149,6 +149,13 @@ def test_trigger_no_captions_yet_is_info():
     assert f.severity == "info"
 
 
+def test_trigger_checks_captions_export_builds_from_tags():
+    # a project: export writes a caption for every image, from its tags where none was edited
+    items = [item(0, "kie", "smile", captioned=True), item(1, "1girl", "portrait")]
+    (f,) = run("trigger", dataset(items, exports_captions=True))
+    assert f.severity == "warning" and f.items == ["img1"] and f.data["from_tags"] == 1
+
+
 # -- absorbed ------------------------------------------------------------------------
 def test_absorbed_tags_in_every_image():
     items = [item(i, "kie", "1girl", "long_hair", "red_eyes", "smile" if i else "frown") for i in range(4)]
@@ -256,12 +263,16 @@ def test_cli_doctor_strict_all_and_json(doc_project, cli):
     code, out = cli("doctor", "--rule", "headshots", "--all", cwd=doc_project.root)
     assert "more (--all)" not in out and "danbooru-19" in out
     code, out = cli("doctor", "--json", "--rule", "trigger", cwd=doc_project.root)
-    data = json.loads(out)
-    assert data["images"] == 20 and data["findings"] == []
+    data = json.loads(out)  # ten captions are still built from tags, without the trigger: export writes them so
+    assert data["images"] == 20 and [f["data"] for f in data["findings"]] == [
+        {"missing": 10, "captioned": 20, "from_tags": 10}]
     code, out = cli("doctor", "--list-rules", cwd=doc_project.root)
     assert all(name in out for name in RULES.names())
     code, out = cli("doctor", "--strict", "--rule", "trigger", cwd=doc_project.root)
-    assert code == 0
+    assert code == 1
+    code, out = cli("caption", "trigger", cwd=doc_project.root)
+    code, out = cli("doctor", "--strict", "--rule", "trigger", cwd=doc_project.root)
+    assert code == 0, out
 
 
 def test_cli_doctor_on_a_folder(tmp_path, cli):
@@ -294,3 +305,23 @@ def test_doctor_folder_reads_legacy_captions_and_leaves_out_broken_images(tmp_pa
     report = run_doctor_folder(folder, DoctorConfig(rules=["trigger"]), ["kie"], None)
     assert report.images == 2 and report.findings == []  # the BOM does not hide the trigger
     assert any("broken.png" in n and "left out" in n for n in report.notes)
+
+
+def test_doctor_warns_where_export_does(tmp_path, cli):
+    """Imported captions without the trigger: export warns, so doctor --strict must fail too."""
+    from lorakiln.demo.images import Spec, make_image
+    from lorakiln.services.project import init_project
+
+    p = init_project(tmp_path / "kie", "kie", ["kierose"], base="animagine-xl-3.1")
+    src = tmp_path / "heads"
+    src.mkdir()
+    for i in range(3):
+        make_image(Spec(seed=i, width=64, height=80)).save(src / f"{i}.png")
+        (src / f"{i}.txt").write_text("1girl, solo, portrait, close-up")
+    assert cli("import", src, "--subset", "headshots", cwd=p.root)[0] == 0
+    code, out = cli("export", cwd=p.root)
+    assert code == 0 and "3 captions lack the trigger" in out
+    code, out = cli("doctor", "--json", "--rule", "trigger", cwd=p.root)
+    (f,) = json.loads(out)["findings"]
+    assert f["severity"] == "warning" and f["data"]["missing"] == 3 and len(f["items"]) == 3
+    assert cli("doctor", "--strict", "--rule", "trigger", cwd=p.root)[0] == 1

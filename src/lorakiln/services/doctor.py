@@ -37,8 +37,8 @@ def run_doctor(project: Project, cli: Mapping[str, Any] | None = None, resolutio
     items = project_items(project, None, tagger)
     repeats, written, notes = _repeats(project, items)
     items = [replace(it, repeats=repeats(it.subset)) for it in items]
-    ds = Dataset(items, list(project.info.trigger), _resolution(project, resolution), written,
-                 dict(project.resolve("plan").weights))
+    ds = Dataset(items, _trigger(project), _resolution(project, resolution), written,
+                 dict(project.resolve("plan").weights), exports_captions=True)
     notes += [] if tagger else ["tags read from record tags (the tagging module is not available)"]
     return DoctorReport(run_rules(ds, cfg), len(items), notes, cfg.max_items)
 
@@ -132,10 +132,21 @@ def _file_item(img: Path, subset: str, repeats: int, notes: list[str]) -> Item |
 
 
 def _tagger(project: Project):
-    """(initial_tags, tag config): how a project image's tags are read when it has no caption yet."""
-    from lorakiln.tagging.merge import initial_tags
+    """(first tags, tag config): an image's tags when it has no caption yet, exactly as `kiln export`
+    writes them (booru + tagger tags, with the prepend/append tags of its fetch)."""
+    from lorakiln.services.caption import TagView
 
-    return initial_tags, project.resolve("tag")
+    view = TagView(project)
+    return (lambda r, _cfg: view.initial(r)), project.resolve("tag")
+
+
+def _trigger(project: Project) -> list[str]:
+    """The trigger the captions use: [caption].trigger when set (as export checks), else the project's."""
+    try:
+        words = getattr(project.resolve("caption"), "trigger", None)
+    except KilnError:
+        words = None
+    return list(words or project.info.trigger)
 
 
 def _categories(r: ImageRecord, tagger) -> dict[str, str]:

@@ -47,6 +47,9 @@ class Dataset:
     # the repeats project.toml holds now, when they differ from the items' (planned) repeats
     written_repeats: dict[str, int] | None = None
     weights: dict[str, float] = field(default_factory=dict)  # [plan].weights the plan used
+    # a project: `kiln export` writes a caption for every item, from its tags where nobody edited
+    # one yet, so every item's tags are its caption (in a plain folder only a .txt is a caption)
+    exports_captions: bool = False
 
     @cached_property
     def tag_counts(self) -> Counter:
