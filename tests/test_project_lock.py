@@ -173,3 +173,16 @@ def test_a_run_is_continued_by_one_process_only(cli, tmp_path):
         holder.wait()
     code, out = cli("train", "--resume", "--max-steps", "2", cwd=proj)
     assert code == 0, out
+
+
+def test_credentials_typed_on_the_command_line_never_reach_the_lock_file(project):
+    """The lock file names the running command; a key in a --base-url must not be written there."""
+    res = kiln(project.root, "fetch", "danbooru", "kilnchan solo", "--base-url",
+               "http://me:supersecretkey123@127.0.0.1:9/?api_key=qsecret999&login=me")
+    assert res.returncode == 1 and "command line: --base-url" in res.stderr
+    assert "project.toml" not in res.stderr
+    for path in project.root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"qsecret999" not in data and b"supersecretkey123" not in data, path
+    assert "***" in (project.root / lock.LOCK_FILE).read_text()

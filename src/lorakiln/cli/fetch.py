@@ -66,7 +66,7 @@ def fetch(
         return
     if not query:
         raise KilnError(f"give a QUERY after {site} (tags; `|` separates OR groups)")
-    q = _query(SavedQuery, site, query, given, p.config_path)
+    q = _query(SavedQuery, site, query, given)
     if replace_underscores is not None:  # a caption convention: it applies to the whole project
         p.set_section("caption", {"underscores": not replace_underscores})
     if save:
@@ -75,16 +75,17 @@ def fetch(
     _show(svc.fetch_query(p, q, cfg, progress, refresh=refresh, force=force))
 
 
-def _query(model, site: str, query: str, given: dict, path):
+def _query(model, site: str, query: str, given: dict):
     from pydantic import ValidationError
 
-    from lorakiln.core.errors import ConfigError
+    from lorakiln.core.errors import KilnError
 
     try:
         return model(site=site, query=query, **{k: v for k, v in given.items() if v is not None})
     except ValidationError as e:
         err = e.errors()[0]
-        raise ConfigError(path, f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise KilnError(f"command line: --{str(err['loc'][0]).replace('_', '-')}: {msg}") from None
 
 
 def _show(r) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -49,9 +50,20 @@ class ProjectBusy(KilnError):
 
 
 def this_command() -> str:
-    """`kiln caption replace a b`, shortened: what a second writer is told is running."""
-    text = " ".join(["kiln", *sys.argv[1:]])
+    """`kiln caption replace a b`, shortened and without credentials: what a second writer is told
+    is running (it is written into the lock file)."""
+    text = " ".join(["kiln", *(scrub_credentials(a) for a in sys.argv[1:])])
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
+_SECRET_PARAM = re.compile(
+    r"(?i)([?&;](?:api_?key|key|token|access_token|password|passwd|pass|secret|login|user_id|username)=)[^&#\s]*")
+
+
+def scrub_credentials(text: str) -> str:
+    """A URL's user:password@ and its key/token/login query values replaced by ***."""
+    return _SECRET_PARAM.sub(r"\1***", _USERINFO.sub(r"\1***@", text))
 
 
 _held: dict[Path, "_Held"] = {}
