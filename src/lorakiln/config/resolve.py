@@ -1,7 +1,8 @@
 """Resolve one stage section once, at the edge: defaults < preset < project.toml < env < CLI.
 
 Environment variables are `KILN_<SECTION>__<FIELD>` (e.g. `KILN_DEDUPE__THRESHOLD=6`), with `__`
-between nested keys (`KILN_TRAIN__OPTIMIZER__LEARNING_RATE=2e-4`).
+between nested keys (`KILN_TRAIN__OPTIMIZER__LEARNING_RATE=2e-4`); config/environment.py lists
+every other KILN_* variable and reports misspelled ones.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Any, Mapping, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from lorakiln.config.environment import check_environment
 from lorakiln.config.messages import best_error, describe_error
+from lorakiln.config.sections import sections
 from lorakiln.core.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
@@ -87,7 +90,10 @@ def resolve_section(
     """Merge the layers for one section; CLI values of None mean 'not given'.
 
     An invalid value is blamed on the layer it came from: the command line, the KILN_*
-    variable (named), `source` (project.toml) or the preset."""
+    variable (named), `source` (project.toml) or the preset. A KILN_* variable meant for kiln
+    but read by nothing (a misspelled section, one underscore where two belong) is an error here, so
+    every command that reads a setting reports it before doing anything."""
+    check_environment({*sections(), name}, environ)
     env = env_variables(name, environ)
     cli_values = {k: v for k, v in (cli or {}).items() if v is not None}
     merged: dict[str, Any] = {}
