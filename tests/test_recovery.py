@@ -91,3 +91,37 @@ def test_partial_files_of_killed_writers_are_removed_and_live_ones_kept(proj):
     assert "removed 4 partial file(s)" in res.stderr
     assert not any(p.exists() for p in stale)
     assert live.exists()
+
+
+# `kiln subset move --tag hat --to hats`, killed after the history line and before the manifest
+KILLED_MOVE = textwrap.dedent("""
+    import os, signal, sys
+    from lorakiln.config.tag import TagConfig
+    from lorakiln.core.manifest import Manifest
+    from lorakiln.services import subset as svc
+    from lorakiln.services.project import open_project
+
+    def die(self):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    Manifest.save = die
+    p = open_project(sys.argv[1])
+    svc.move(p, "hats", tags=["hat"], tag_cfg=TagConfig())
+""")
+
+
+def test_subset_move_killed_between_history_and_manifest_is_finished(proj):
+    root = proj.root
+    run = subprocess.run([sys.executable, "-c", KILLED_MOVE, str(root)], env=ENV)
+    assert run.returncode == -9
+    assert "hats" in (root / "subset_history.jsonl").read_text()  # logged, not applied
+    assert all(r.subset == "main" for r in open_project(root).manifest())
+    res = kiln(root, "subset", "list")  # read-only: finishes nothing, changes nothing
+    assert "hats" not in res.stdout
+    res = kiln(root, "export")
+    assert "finished `kiln subset move`" in res.stderr
+    moved = [r.id for r in open_project(root).manifest() if r.subset == "hats"]
+    assert moved
+    res = kiln(root, "subset", "undo")
+    assert res.returncode == 0 and f"{len(moved)} images put back" in res.stdout
+    assert all(r.subset == "main" for r in open_project(root).manifest())

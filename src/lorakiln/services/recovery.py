@@ -19,8 +19,14 @@ def _finish_caption(project, payload) -> None:
     finish_pending(project, payload)
 
 
+def _finish_subset(project, payload) -> None:
+    from lorakiln.services.subset import finish_pending
+
+    finish_pending(project, payload)
+
+
 # journal kind -> how to finish it (one line per kind of multi-file update)
-finishers: dict[str, Callable] = {"caption": _finish_caption}
+finishers: dict[str, Callable] = {"caption": _finish_caption, "subset": _finish_subset}
 
 
 def finish_interrupted(root: Path) -> list[str]:

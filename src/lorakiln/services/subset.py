@@ -7,9 +7,10 @@ appended to subset_history.jsonl, one JSON object per line:
 undo appends {"seq", "op": "undo", "undoes": seq, "time", "restored": [...]}. Undo puts each
 image of the newest move not yet undone back in its `before` subset, provided it is still in
 `after` (an image moved again since, or gone from the manifest, is left alone and reported).
-A move is logged before the manifest is saved and an undo after, so a kill between the two
-leaves nothing a later undo could get wrong; a line cut short by a kill is ignored and cut
-off before the next append.
+A move or an undo is written to the project's journal first, then to the history and the
+manifest, so a kill between the two is finished by the next kiln command that writes the
+project (services/recovery.py); a line cut short by a kill is ignored and cut off before the
+next append.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from lorakiln.config.tag import TagConfig
+from lorakiln.core import journal
 from lorakiln.core.errors import ConfigError, KilnError
 from lorakiln.core.records import ImageRecord
 from lorakiln.dataset.filters import norm_tag
@@ -30,6 +32,7 @@ from lorakiln.services.filter import record_tags
 from lorakiln.services.project import Project
 
 HISTORY_FILE = "subset_history.jsonl"
+JOURNAL_KIND = "subset"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
@@ -157,15 +160,35 @@ def move(project: Project, to: str, *, ids: list[str] | None = None, tags: list[
             rep.kept += r.kept
     if dry_run or not rep.moved:
         return rep
-    path = history_path(project)
-    rep.seq = max((e["seq"] for e in read_history(path)), default=0) + 1
-    _append(path, {"seq": rep.seq, "op": "move", "time": _now(), "to": to,
-                   "args": {"ids": ids, "tags": tags, "from": from_subset},
-                   "changes": [{"id": rid, "before": before, "after": to} for rid, before in rep.moved]})
-    for rid, _ in rep.moved:
-        m[rid].subset = to
-    m.save()
+    rep.seq = max((e["seq"] for e in read_history(history_path(project))), default=0) + 1
+    entry = {"seq": rep.seq, "op": "move", "time": _now(), "to": to,
+             "args": {"ids": ids, "tags": tags, "from": from_subset},
+             "changes": [{"id": rid, "before": before, "after": to} for rid, before in rep.moved]}
+    commit(project, m, "kiln subset move", entry, {rid: to for rid, _ in rep.moved})
     return rep
+
+
+def commit(project: Project, m, what: str, entry: dict[str, Any], subsets: dict[str, str]) -> None:
+    """Write a move or an undo to the history and the manifest as one update: the journal
+    (core/journal.py) holds it first, so a kill part-way is finished by the next writer."""
+    journal.begin(project.root, JOURNAL_KIND, what, {"entry": entry, "subsets": subsets})
+    _finish(project, m, entry, subsets)
+
+
+def finish_pending(project: Project, payload: dict[str, Any]) -> None:
+    """Finish a move or undo that a killed process had started (see `commit`)."""
+    _finish(project, project.manifest(), dict(payload["entry"]), dict(payload["subsets"]))
+
+
+def _finish(project: Project, m, entry: dict[str, Any], subsets: dict[str, str]) -> None:
+    path = history_path(project)
+    if all(e["seq"] != entry["seq"] for e in read_history(path)):
+        _append(path, entry)
+    for rid, name in subsets.items():
+        if rid in m:
+            m[rid].subset = name
+    m.save()
+    journal.clear(project.root)
 
 
 @dataclass
@@ -198,12 +221,9 @@ def undo(project: Project) -> UndoReport:
             rep.changed_since.append(rid)
         else:
             rep.restored.append((rid, before))
-    for rid, before in rep.restored:
-        m[rid].subset = before
-    if rep.restored:
-        m.save()  # manifest first: after a kill here, a second undo finds nothing left to restore
-    _append(path, {"seq": max(e["seq"] for e in entries) + 1, "op": "undo", "undoes": rep.seq, "time": _now(),
-                   "restored": [rid for rid, _ in rep.restored]})
+    entry = {"seq": max(e["seq"] for e in entries) + 1, "op": "undo", "undoes": rep.seq, "time": _now(),
+             "restored": [rid for rid, _ in rep.restored]}
+    commit(project, m, "kiln subset undo", entry, dict(rep.restored))
     return rep
 
 
