@@ -25,11 +25,16 @@ def import_(
     p = open_project(project, write=True)
     cfg = p.resolve("import", {"mode": None if copy is None else ("copy" if copy else "link")})
     r = import_folder(p, folder, cfg, RichProgress(), subset=subset, force=force)
-    out.print(f"found {r.found} images: [green]{r.imported} imported[/], {r.refreshed} refreshed, "
-              f"{r.already} already imported, {r.same_content} same content twice, "
-              f"[red]{len(r.errors)} errors[/]" + (f"; {r.other_files} other files skipped" if r.other_files else ""))
+    parts = [f"[green]{n} {what}[/]" if i == 0 else f"{n} {what}"  # each image counted once: they sum to found
+             for i, (what, n) in enumerate(r.outcomes()) if n or i == 0]
+    if r.already_bad:
+        parts = [f"{p} ({r.already_bad} of them with a problem)" if p.endswith("already imported") else p
+                 for p in parts]
+    tail = [f"{r.unread_folders} folder(s) not read" if r.unread_folders else "",
+            f"{r.other_files} other files skipped" if r.other_files else ""]
+    out.print(f"found {r.found} images: {', '.join(parts)}" + "".join(f"; {t}" for t in tail if t))
     for name, n in sorted(r.subsets.items()):
-        out.print(f"  subset {escape(name)}: {n}")
+        out.print(f"  subset {escape(name)}: {n} usable")
     for path, why in r.errors:  # file names like `[bold]a.png` are shown as they are
         out.print(f"  [red]error[/] {escape(path)}: {escape(why)}")
     for path, why in r.notes:

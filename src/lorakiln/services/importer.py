@@ -46,15 +46,28 @@ class Found:
 
 @dataclass
 class ImportReport:
+    """What became of each image found: every one is counted once, in one of `outcomes()`."""
+
     found: int = 0
-    imported: int = 0
-    refreshed: int = 0
-    already: int = 0
-    same_content: int = 0
+    imported: int = 0  # new records, `imported_bad` of them recorded with a problem (not trained on)
+    imported_bad: int = 0
+    refreshed: int = 0  # records read again whose content, caption or problem changed
+    already: int = 0  # imported before and unchanged (a rerun, or --force finding nothing new)
+    already_bad: int = 0  # of those, recorded with a problem (listed when they were imported)
+    same_content: int = 0  # the same picture twice in this folder: the first one counts
+    unreadable: int = 0  # not importable at all (no content to record: a broken link, a pipe)
     other_files: int = 0
+    unread_folders: int = 0  # subfolders that could not be listed (in `errors`, not images found)
     errors: list[tuple[str, str]] = field(default_factory=list)
     notes: list[tuple[str, str]] = field(default_factory=list)  # e.g. a caption read as Shift-JIS
-    subsets: Counter = field(default_factory=Counter)
+    subsets: Counter = field(default_factory=Counter)  # usable images imported or refreshed, by subset
+
+    def outcomes(self) -> list[tuple[str, int]]:
+        """(what happened, how many images) in print order; the counts sum to `found`."""
+        return [("imported", self.imported - self.imported_bad),
+                ("imported with a problem (recorded, not trained on)", self.imported_bad),
+                ("refreshed", self.refreshed), ("already imported", self.already),
+                ("same content twice", self.same_content), ("not importable", self.unreadable)]
 
 
 def import_folder(project: Project, folder: Path, cfg: ImportConfig, progress: Progress, *,
@@ -69,7 +82,10 @@ def import_folder(project: Project, folder: Path, cfg: ImportConfig, progress: P
     m = project.manifest()
     known = _known_paths(m)
     todo = [f for f in found if force or not _unchanged(known.get(f.origin), f.path)]
-    report.already = len(found) - len(todo)
+    rereading = set(todo)
+    skipped = [known[f.origin] for f in found if f not in rereading]
+    report.already = len(skipped)
+    report.already_bad = sum(r.status == Status.error for r in skipped)
     seen: set[str] = set()
     if not todo:
         return report
@@ -89,6 +105,7 @@ def scan(folder: Path, cfg: ImportConfig, subset: str | None, report: ImportRepo
 
     def unreadable(e: OSError) -> None:  # a subfolder that cannot be listed is reported, not skipped silently
         report.errors.append((visible_name(os.path.abspath(e.filename or folder)), os_problem(e)))
+        report.unread_folders += 1
 
     for root, dirs, files in os.walk(folder, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(root) / d).resolve() not in skip)
@@ -170,6 +187,7 @@ def _take(project: Project, m: Manifest, f: Found, res: _Read | ItemError, cfg: 
           force: bool, seen: set[str], report: ImportReport) -> None:
     if isinstance(res, ItemError):  # could not even read the file: no content, no id, no record
         report.errors.append((f.origin, res.problem))
+        report.unreadable += 1
         return
     rid = local_id(res.sha256)
     if rid in seen:
@@ -179,6 +197,7 @@ def _take(project: Project, m: Manifest, f: Found, res: _Read | ItemError, cfg: 
     old = m.get(rid)
     if old is not None and not force and "caption_problem" not in old.extra:
         report.already += 1
+        report.already_bad += old.status == Status.error
         return
     rec = _record(rid, f, res)
     if res.caption_note:
@@ -190,11 +209,30 @@ def _take(project: Project, m: Manifest, f: Found, res: _Read | ItemError, cfg: 
     problem = res.problem or res.caption_problem
     if problem:
         rec.fail(problem)
+    if old is None:
+        m.add(rec)
+        report.imported += 1
+        report.imported_bad += bool(problem)
+    else:
+        before = _compared(old)
+        m.add(_refresh(old, rec))
+        changed = _compared(old) != before
+        if not changed:  # a caption problem read again and found the same is no news
+            report.already += 1
+            report.already_bad += bool(problem)
+            return
+        report.refreshed += 1
+    if problem:
         report.errors.append((f.origin, problem))
-    m.add(_refresh(old, rec) if old is not None else rec)
-    report.refreshed += old is not None
-    report.imported += old is None
-    report.subsets[rec.subset] += 1
+    else:
+        report.subsets[rec.subset] += 1
+
+
+def _compared(rec: ImageRecord) -> dict:
+    """A record as a rerun compares it: everything but the file's time (a touch changes nothing)."""
+    d = rec.model_dump(mode="json")
+    d["extra"] = {k: v for k, v in d.get("extra", {}).items() if k != "mtime_ns"}
+    return d
 
 
 def _record(rid: str, f: Found, res: _Read) -> ImageRecord:
