@@ -61,8 +61,7 @@ def _print_report(report, applied, print_only: bool) -> None:
     for n in report.notes:
         out.print(f"[yellow]note:[/] {escape(n)}")
     if applied.written:
-        changed = sum(1 for _, old, new in applied.changes if old != new)
-        out.print(f"project.toml: {changed} value(s) changed, {len(applied.changes) - changed} already so")
+        out.print(escape(applied.summary(len(report.by_status("mapped")))))
     elif print_only:
         out.print("--print: project.toml not changed")
 

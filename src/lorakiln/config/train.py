@@ -17,6 +17,7 @@ sub-tables by concern; each part of the trainer receives only its own sub-table:
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import Field, create_model, field_validator, model_serializer, model_validator
@@ -27,6 +28,17 @@ Precision = Literal["auto", "no", "fp16", "bf16"]
 MAX_LR = 10.0  # Prodigy and D-Adaptation run at 1.0; nothing trains above this
 MAX_SIDE = 8192  # pixels per side of a training resolution or bucket
 MAX_REPEATS = 10_000
+_RESOLUTION = re.compile(r"\s*(\d+)\s*(?:(?:[,xX\u00d7]|\s)\s*(\d+)\s*)?")
+
+
+def parse_resolution(text: str) -> int | tuple[int, int]:
+    """kohya's resolution text, all of it: '1024' (square), '1024,768', '1024x768' or '1024 768'.
+    Anything else is a ValueError, never half read ('512,x')."""
+    m = _RESOLUTION.fullmatch(text)
+    if not m:
+        raise ValueError(f"cannot read a resolution from {text!r}: give one number or two, "
+                         "as '1024' or '1024,768'")
+    return int(m.group(1)) if m.group(2) is None else (int(m.group(1)), int(m.group(2)))
 
 
 class NetworkConfig(SectionModel):
@@ -137,8 +149,7 @@ class BucketConfig(SectionModel):
     @classmethod
     def _reso(cls, v):
         if isinstance(v, str):  # kohya: "1024,1024"
-            parts = [int(p) for p in v.replace("x", ",").split(",") if p.strip()]
-            v = parts[0] if len(parts) == 1 else tuple(parts)
+            v = parse_resolution(v)
         if isinstance(v, list):
             v = tuple(v)
         return v

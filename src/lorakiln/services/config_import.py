@@ -16,10 +16,28 @@ from lorakiln.services.project import Project
 
 @dataclass
 class Applied:
-    """What writing values did: each path with its old and new value."""
+    """What writing values did: each setting with its old and new value.
+
+    For an import the settings are the ones the mapped entries name (one per subset of
+    [export].repeats), so the counts add up with the report's mapped list; `removed` are keys
+    of a table written whole (repeats) that the import does not have; `shared` says which
+    settings several keys of the file mapped onto."""
 
     changes: list[tuple[str, Any, Any]] = field(default_factory=list)  # key, old, new
     written: bool = False
+    removed: list[tuple[str, Any]] = field(default_factory=list)  # key, old value
+    shared: dict[str, list[str]] = field(default_factory=dict)  # setting -> the source keys that set it
+
+    def summary(self, mapped: int | None = None) -> str:
+        """'project.toml: 7 value(s) changed, 4 already so' with what the counts leave out."""
+        changed = sum(1 for _, old, new in self.changes if old != new)
+        line = f"project.toml: {changed} value(s) changed, {len(self.changes) - changed} already so"
+        if self.removed:
+            line += f", {len(self.removed)} removed ({', '.join(k for k, _ in self.removed)})"
+        if mapped is not None and mapped != len(self.changes):
+            detail = "; ".join(f"{k} from {', '.join(srcs)}" for k, srcs in self.shared.items())
+            line += f" ({mapped} mapped keys set {len(self.changes)} settings{': ' + detail if detail else ''})"
+        return line
 
 
 def import_config(path: Path, project: Project | None = None, fmt: str | None = None,
@@ -30,11 +48,30 @@ def import_config(path: Path, project: Project | None = None, fmt: str | None = 
     if project is None:
         return report, applied
     _project_notes(report, project)
-    applied.changes = [(".".join(p), project.get_value(p), v) for p, v in report.values.items()]
+    _count(report, project, applied)
     if write and report.values:
         project.set_values(report.values)
         applied.written = True
     return report, applied
+
+
+def _count(report: ImportReport, project: Project, applied: Applied) -> None:
+    """Old and new value of every setting the import writes, at the level of the report's entries:
+    a table value such as repeats = {a = 5, b = 1} is two settings, as it was two mapped keys."""
+    mapped = report.by_status("mapped")
+    for path, value in report.values.items():
+        dotted = ".".join(path)
+        old = project.get_value(path)
+        if isinstance(value, dict) and any((e.target or "").startswith(dotted + ".") for e in mapped):
+            old = old if isinstance(old, dict) else {}
+            applied.changes += [(f"{dotted}.{k}", old.get(k), v) for k, v in value.items()]
+            applied.removed += [(f"{dotted}.{k}", v) for k, v in old.items() if k not in value]
+        else:
+            applied.changes.append((dotted, old, value))
+    sources: dict[str, list[str]] = {}
+    for e in mapped:
+        sources.setdefault(e.target or "", []).append(e.source)
+    applied.shared = {k: v for k, v in sources.items() if len(v) > 1}
 
 
 def _project_notes(report: ImportReport, project: Project) -> None:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import reprlib
 from typing import Any, Mapping
 
-from lorakiln.config.importers.mapping import KOHYA, SCHEDULER_ARGS, Rule, Skip, key_values
+from lorakiln.config.importers.mapping import KOHYA, SCHEDULER_ARGS, Rule, Skip, key_values, short, to_bool
 from lorakiln.config.importers.report import Entry, ImportReport, is_secret
-
-_REPR = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 2, 60, 60, 40
 
 
 def empty(value: Any) -> bool:
@@ -26,6 +22,10 @@ def apply_table(report: ImportReport, table: Mapping[str, Any], prefix: str = ""
 def apply_key(report: ImportReport, key: str, value: Any, source: str, src: Mapping[str, Any]) -> None:
     if key == "lr_scheduler_args" and not is_secret(key):
         return apply_scheduler_args(report, value, source, src)
+    if key == "sdxl" and _true(value):  # ignored as a setting, but says which model family it was for
+        note = f"made for SDXL ({source} = {short(value)})"
+        if not any(n.startswith("made for SDXL") for n in report.notes):
+            report.notes.append(note)
     found = convert_key(report, key, value, source, src)
     if found is None:
         return
@@ -58,6 +58,13 @@ def convert_key(report: ImportReport, key: str, value: Any, source: str, src: Ma
         return report.ignore(source, f"cannot read {short(value)}")
 
 
+def _true(value: Any) -> bool:
+    try:
+        return to_bool(value)
+    except Skip:
+        return False
+
+
 def apply_scheduler_args(report: ImportReport, value: Any, source: str, src: Mapping[str, Any]) -> None:
     """kohya --lr_scheduler_args ("min_lr=1e-6 gamma=0.9", a list, or a table): the arguments
     lorakiln has a setting for are mapped to it, each other one is reported by name."""
@@ -74,11 +81,6 @@ def apply_scheduler_args(report: ImportReport, value: Any, source: str, src: Map
                                            f"{', '.join(sorted(SCHEDULER_ARGS))})")
         else:
             apply_key(report, known, v, f"{source}.{k}", src)
-
-
-def short(value: Any) -> str:
-    """A value for a message: its repr, cut short (an imported value can be huge or deeply nested)."""
-    return _REPR.repr(value)
 
 
 def merge_dict(report: ImportReport, source: str, target: tuple[str, ...], value: dict) -> None:

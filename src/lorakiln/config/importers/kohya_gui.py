@@ -10,7 +10,7 @@ import json
 import re
 from pathlib import Path
 
-from lorakiln.config.importers.apply import apply_table
+from lorakiln.config.importers.apply import apply_table, empty
 from lorakiln.config.importers.report import ImportReport
 from lorakiln.core.errors import ConfigError
 
@@ -76,9 +76,7 @@ def parse(text: str, path: Path) -> ImportReport:
     if _depth(doc) > MAX_DEPTH:
         raise ConfigError(path, f"JSON nested more than {MAX_DEPTH} levels deep (a kohya_ss config is one flat object)")
     apply_table(report, doc)
-    if doc.get("sdxl") is True:
-        report.notes.append("made for SDXL (\"sdxl\": true)")
-    if doc.get("caption_extension") in ("", None):
+    if "caption_extension" in doc and empty(doc["caption_extension"]):  # written empty, not left out
         report.notes.append("caption_extension was empty (kohya_ss changed its default; seed 000): "
                             "lorakiln keeps .txt")
     return report

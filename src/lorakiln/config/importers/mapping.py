@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
+
+from lorakiln.config.train import parse_resolution
 
 # names the training engine registers (tests check these against its registries)
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial", "rex")
@@ -53,15 +56,47 @@ def to_int(v, src=None) -> int:
     return int(f)
 
 
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:inf|infinity|nan)", re.I)
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 2, 60, 60, 40
+
+
+def short(value: Any) -> str:
+    """A value for a message: its repr, cut short (an imported value can be huge or deeply nested)."""
+    return _REPR.repr(value)
+
+
 def to_float(v, src=None) -> float:
-    if isinstance(v, bool):
-        raise Skip(f"expected a number, got {v!r}")
+    """A number, or text that is all one number ('1e-4'; not '1e-4x', '1_0' or '3,')."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise Skip(f"expected a number, got {short(v)}")
+    if isinstance(v, str) and not _NUMBER.fullmatch(v.strip()):
+        raise Skip(f"expected a number, got {short(v)}")
     f = float(v)
     if math.isnan(f):
         raise Skip(f"{v!r} is not a number (NaN)")
     if math.isinf(f):
-        raise Skip(f"{v!r} is infinite or beyond the range of a 64-bit float")
+        raise Skip(f"{short(v)} is infinite or beyond the range of a 64-bit float")
     return f
+
+
+def floats(v, src=None) -> float | list[float]:
+    """One number, or one per text encoder: [1e-4, 5e-5], '1e-4,5e-5' or '1e-4 5e-5' (sd-scripts takes several)."""
+    if isinstance(v, str) and re.search(r"\S[\s,]+\S", v.strip()):
+        v = [p for p in re.split(r"\s*,\s*|\s+", v.strip())]
+    if isinstance(v, (list, tuple)):
+        got = [to_float(x) for x in v]
+        if not got:
+            raise Skip("an empty list")
+        return got[0] if len(got) == 1 else got
+    return to_float(v)
+
+
+def text(v, src=None) -> str:
+    """A name written as text; a number, list or table is not guessed at."""
+    if not isinstance(v, str):
+        raise Skip(f"expected text, got {short(v)}")
+    return v.strip()
 
 
 def to_bool(v, src=None) -> bool:
@@ -85,15 +120,19 @@ def positive_or_off(conv: Convert, off: str) -> Convert:
 
 
 def resolution(v, src=None):
-    """'1024,1024', '768', 768, [1024, 1024] -> 1024 (square) or (w, h)."""
+    """'1024,1024', '768', 768, [1024, 1024] -> 1024 (square) or (w, h); '512,x' is not read at all."""
     if isinstance(v, str):
-        parts = [int(p) for p in re.split(r"[,x\s]+", v.strip()) if p]
+        try:
+            got = parse_resolution(v)
+        except ValueError as e:
+            raise Skip(str(e)) from None
+        parts = [got] if isinstance(got, int) else list(got)
     elif isinstance(v, (list, tuple)):
         parts = [to_int(p) for p in v]
     else:
         parts = [to_int(v)]
     if not parts or len(parts) > 2:
-        raise Skip(f"cannot read a resolution from {v!r}")
+        raise Skip(f"cannot read a resolution from {v!r}: give one number or two")
     return parts[0] if len(parts) == 1 or parts[0] == parts[1] else (parts[0], parts[1])
 
 
@@ -106,7 +145,7 @@ def percent(v, src=None) -> float:
 
 
 def scheduler(v, src=None) -> str:
-    name = str(v).strip().lower().replace("-", "_")
+    name = text(v).lower().replace("-", "_")
     if "rex" in name:
         return "rex"
     if name in ("cosine_annealing_warm_restarts", "cosine_annealing_warm_restarts_(cawr)", "cawr"):
@@ -118,7 +157,7 @@ def scheduler(v, src=None) -> str:
 
 def scheduler_type(v, src=None) -> str:
     """A dotted class path (LoRA Easy Training Scripts' custom schedulers) -> our name."""
-    low = str(v).lower()
+    low = text(v).lower()
     if "rex" in low:
         return "rex"
     if "cosineannealingwarmrestarts" in low:
@@ -128,7 +167,7 @@ def scheduler_type(v, src=None) -> str:
 
 def optimizer(v, src=None) -> str:
     """Registry names in any case; known dotted paths (came_pytorch.CAME.CAME, ...) -> our name."""
-    name = str(v).strip()
+    name = text(v)
     last = name.rsplit(".", 1)[-1]
     for known in OPTIMIZERS:
         if known.lower() in (name.lower(), last.lower()):
@@ -138,7 +177,7 @@ def optimizer(v, src=None) -> str:
 
 def lora_type(v, src=None) -> str:
     """kohya_ss GUI LoRA_type -> our algo."""
-    name = str(v).lower()
+    name = text(v).lower()
     if name == "standard":
         return "lora"
     for algo in ("locon", "loha", "lokr"):
@@ -155,7 +194,8 @@ def _conv_used(src: Mapping) -> bool:
 def conv(v, src):
     if not _conv_used(src):
         raise Skip("LoRA_type Standard trains no conv layers")
-    return to_int(v) if float(v) == int(float(v)) else to_float(v)
+    f = to_float(v)
+    return int(f) if f.is_integer() else f
 
 
 def conv_dim(v, src):
@@ -179,14 +219,14 @@ def v_pred(v, src):
 
 
 def mixed(v, src=None) -> str:
-    name = str(v).strip().lower()
+    name = text(v).lower()
     if name in ("no", "fp16", "bf16"):
         return name
     raise Skip(f"mixed_precision {v!r}: use no, fp16 or bf16")
 
 
 def save_precision(v, src=None) -> str:
-    name = str(v).strip().lower()
+    name = text(v).lower()
     if name in ("float", "fp16", "bf16"):
         return name
     raise Skip(f"save_precision {v!r}: use float, fp16 or bf16")
@@ -199,8 +239,13 @@ def token_length(v, src=None) -> int:
     return n
 
 
+_EXTENSION = re.compile(r"\.?[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
+
+
 def extension(v, src=None) -> str:
-    v = str(v).strip()
+    v = text(v)
+    if not _EXTENSION.fullmatch(v):
+        raise Skip(f"{v!r} is not one file extension such as .txt")
     return v if v.startswith(".") else "." + v
 
 
@@ -213,12 +258,12 @@ def key_values(v: Any) -> list[tuple[str, Any]]:
         return list(v.items())
     if isinstance(v, (list, tuple)):
         return [kv for item in v for kv in key_values(item)]
-    text = str(v)
-    found = list(_ARG_KEY.finditer(text))
-    if not found or text[: found[0].start()].strip(" ,;"):
+    line = str(v)
+    found = list(_ARG_KEY.finditer(line))
+    if not found or line[: found[0].start()].strip(" ,;"):
         raise Skip(f"expected key=value arguments, got {v!r}")
-    ends = [m.start() for m in found[1:]] + [len(text)]
-    return [(m.group(1), text[m.end():end].strip().strip(",;").strip().strip("'\"")) for m, end in zip(found, ends)]
+    ends = [m.start() for m in found[1:]] + [len(line)]
+    return [(m.group(1), line[m.end():end].strip().strip(",;").strip().strip("'\"")) for m, end in zip(found, ends)]
 
 
 def _i(*target: str, rule: Convert = to_int) -> Rule:
@@ -262,7 +307,7 @@ KOHYA: dict[str, Rule] = {
     "pretrained_model_name_or_path": _t(T, "base"),
     # [train.network]
     "LoRA_type": _t(NET, "algo", lora_type),
-    "algo": _t(NET, "algo", lambda v, s: lora_type(v if str(v).lower() != "lora" else "standard")),
+    "algo": _t(NET, "algo", lambda v, s: lora_type(v if text(v).lower() != "lora" else "standard")),
     "network_dim": _t(NET, "network_dim", to_int),
     "network_alpha": _t(NET, "network_alpha", to_float),
     "conv_dim": _t(NET, "conv_dim", conv_dim),
@@ -282,7 +327,7 @@ KOHYA: dict[str, Rule] = {
     "optimizer_args": _t(OPT, "optimizer_args"),
     "learning_rate": _t(OPT, "learning_rate", to_float),
     "unet_lr": _t(OPT, "unet_lr", to_float),
-    "text_encoder_lr": _t(OPT, "text_encoder_lr", to_float),
+    "text_encoder_lr": _t(OPT, "text_encoder_lr", floats),
     "lr_scheduler": _t(OPT, "lr_scheduler", scheduler),
     "lr_scheduler_type": _t(OPT, "lr_scheduler", scheduler_type),
     "lr_warmup": _t(OPT, "lr_warmup_steps", percent),
