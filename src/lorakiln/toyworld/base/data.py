@@ -22,6 +22,15 @@ class CaptionStyle:
     full: float = 0.45  # share of captions with every tag
     min_keep: float = 0.25  # otherwise each tag is kept with a probability drawn from [min_keep, 1)
     underscores: float = 0.15  # share of captions spelled with underscores
+    negative: float = 0.3  # share of the empty captions replaced by kiln's default negative prompt
+
+
+def default_negative() -> str:
+    """kiln eval's default negative prompt: none of its words exist in the toy world, so it is
+    trained as "nothing asked" (like the empty caption) and CFG with it behaves as with ""."""
+    from lorakiln.config.eval import EvalConfig
+
+    return EvalConfig.model_fields["negative"].default
 
 
 def post_tags(tags: PostTags) -> list[str]:
@@ -31,7 +40,7 @@ def post_tags(tags: PostTags) -> list[str]:
 
 def caption(tags: PostTags, rng: random.Random, style: CaptionStyle = CaptionStyle()) -> str:
     if rng.random() < style.empty:
-        return ""
+        return default_negative() if rng.random() < style.negative else ""
     words = post_tags(tags)
     if rng.random() >= style.full:
         keep = rng.uniform(style.min_keep, 1.0)

@@ -4,7 +4,7 @@
 
 Needs OUT/vae.pt from train_vae. Epsilon prediction with SD1.5's DDPM schedule, min-SNR-5
 loss weights, captions from the posts' tags (data.caption: shuffled, tag dropout, 10 % empty for
-CFG), an EMA of the weights. Every few minutes it writes OUT/state.pt (to resume with --resume)
+CFG), an EMA of the weights. Every --save-every steps it writes OUT/state.pt (to resume with --resume)
 and OUT/toy-sd15.safetensors (EMA weights, original SD layout) so a kill loses little.
 """
 
@@ -146,7 +146,7 @@ class Trainer:
         a = self.args
         if a.resume and (self.out / "state.pt").is_file():
             self.resume()
-        t0 = last = time.time()
+        t0 = time.time()
         window = []
         while self.step < a.steps:
             window.append(self.train_step())
@@ -154,9 +154,8 @@ class Trainer:
                 self.log.append((self.step, round(sum(window) / len(window), 5)))
                 window = []
                 print(f"step {self.step} loss {self.log[-1][1]:.4f} {time.time() - t0:.0f}s", flush=True)
-            if time.time() - last > a.save_every or self.step == a.steps:
+            if self.step % a.save_every == 0 or self.step == a.steps:
                 self.save()
-                last = time.time()
                 print(f"saved at step {self.step}", flush=True)
         (self.out / "unet.json").write_text(json.dumps({"steps": self.step, "seconds": round(time.time() - t0),
                                                         "loss": self.log}, indent=1))
@@ -169,11 +168,11 @@ def main(argv=None) -> None:
     p.add_argument("--images", type=int, default=40000)
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--lr", type=float, default=8e-4)
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--save-every", type=float, default=240.0, help="seconds between checkpoints")
+    p.add_argument("--save-every", type=int, default=250, help="steps between checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
