@@ -118,7 +118,7 @@ def train(
     set_: Annotated[list[str], typer.Option("--set", help="Any train setting by its dotted name: --set network.conv_dim=8 (repeatable).")] = [],  # noqa: B006
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config, steps and memory; train nothing.")] = False,
     no_memory: Annotated[bool, typer.Option("--no-memory", help="Skip the memory estimate in --dry-run.")] = False,
-    resume: Annotated[Optional[str], typer.Option("--resume", metavar="[RUN]", help="Continue a run from its saved state (default: the newest).")] = None,
+    resume: Annotated[Optional[str], typer.Option("--resume", metavar="[RUN]", help="Continue a run from its saved state (default: the newest run; one without a state is an error, never an older run).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Train again even if the same run is already done.")] = False,
     list_optimizers: Annotated[bool, typer.Option("--list-optimizers", help="List optimizers and exit.")] = False,
     list_schedulers: Annotated[bool, typer.Option("--list-schedulers", help="List LR schedulers and exit.")] = False,
@@ -152,6 +152,8 @@ def train(
     run = None
     if resume is not None:
         req, run = svc.resume_request(proj, None if resume == LATEST else resume, cli)
+        if not dry_run:
+            console.print(svc.resume_point(run))
     elif proj is None:
         req = svc.request_from_folder(cli, Path.cwd())
     else:
@@ -181,6 +183,10 @@ def train(
     if not _is_main_process():
         return  # the other processes hold no final file: one "trained" line, from the main process
     verb = "resumed and ran" if result.resumed else "trained"
+    if result.resumed and result.first_step >= result.steps:
+        out.print(f"{verb} {result.ran()}: run {result.run.id} was already finished, its LoRA is {result.final} "
+                  "(`kiln train --force` trains a new run)")
+        return
     out.print(f"[bold green]{verb}[/] {result.ran()} in {result.seconds:.0f}s: {result.final}")
 
 

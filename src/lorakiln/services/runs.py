@@ -109,7 +109,7 @@ def list_runs(project) -> list[dict[str, Any]]:
         info = run.info()
         cps = run_checkpoints(run.root)
         rec = (_eval_summary(run) or {}).get("recommended")
-        out.append({"id": run.id, "status": info.get("status", "?"), "output_name": info.get("output_name"),
+        out.append({"id": run.id, "status": run.status(info), "output_name": info.get("output_name"),
                     "family": info.get("family"), "steps": info.get("steps"), "checkpoints": len(cps),
                     "recommended": rec})
     return out
@@ -124,7 +124,7 @@ def summarize_run(run: RunDir) -> RunSummary:
     meta = read_metadata(cps[-1].path) if cps else {}
     dirs = dataset_dirs(meta)
     images = sum(int(d.get("img_count", 0)) for d in dirs.values()) or None
-    s = RunSummary(run.id, info.get("status", "?"), info.get("output_name") or "", len(cps),
+    s = RunSummary(run.id, run.status(info), info.get("output_name") or "", len(cps),
                    flatten(run.read_config()), meta.get("lorakiln_dataset_hash")
                    or (info.get("fingerprint") or {}).get("dataset"), images,
                    tag_shares(tag_frequency(meta), images or 0) if meta else {})

@@ -28,7 +28,7 @@ from lorakiln.train.buckets import bucket_info, bucket_resolutions, choose_bucke
 from lorakiln.train.data import DatasetSpec, ScannedDataset, apply_overrides, folder_subsets, scan_dataset
 from lorakiln.train.dataset_toml import load_dataset_toml
 from lorakiln.train.metadata import DataSummary, summarize
-from lorakiln.train.run import RunDir, all_runs, find_run
+from lorakiln.train.run import RunDir, all_runs, find_run, resumable
 
 
 @dataclass
@@ -355,14 +355,27 @@ def run_training(plan: TrainPlan, progress: Progress, *, resume_run: RunDir | No
 RUN_BUSY = "is training this run; let it finish, or stop it before continuing the run"
 
 
+def resume_point(run: RunDir) -> str:
+    """What --resume will do with `run`, said before the model loads."""
+    from lorakiln.train.state import list_states
+
+    state = list_states(run.states_dir)[-1].name
+    step = int(state.removeprefix("step-")) if state.removeprefix("step-").isdigit() else None
+    was = {"done": "finished", "interrupted": "interrupted"}.get(run.status(), run.status())
+    at = f" at step {step}" if step is not None else ""
+    return f"continuing run {run.id} ({was}) from its saved state{at}"
+
+
 def _final(run: RunDir, plan: TrainPlan) -> Path | None:
     p = run.checkpoint(plan.output_name)
     return p if p.is_file() else None
 
 
 def resume_request(project, ref: str | None, cli: Mapping[str, Any] | None) -> tuple[TrainRequest, RunDir]:
-    """Continue run `ref` (None = newest with a state) with the config it was started with."""
+    """Continue run `ref` (None = the newest run) with the config it was started with; a run that
+    cannot be continued (no saved state, or being trained) is a clear error, never another run."""
     run = find_run(project.runs_dir, ref)
+    resumable(run)
     doc = run.read_config()
     if "train" not in doc:
         raise KilnError(f"{run.root}: no config.resolved.toml [train] table; cannot resume this run")

@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import random
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
+from lorakiln.core import lock
 from lorakiln.core.errors import KilnError
 from lorakiln.core.progress import Progress
-from lorakiln.services.train import TrainOutcome, TrainPlan
+from lorakiln.services.train import RUN_BUSY, TrainOutcome, TrainPlan
 from lorakiln.train import dryrun
 from lorakiln.train.batches import Augment, load_item
 from lorakiln.train.latent_cache import LatentCache, vae_identity
@@ -234,29 +236,40 @@ def execute(plan: TrainPlan, progress: Progress, resume_run: RunDir | None) -> T
     scheduler = build_scheduler(optimizer.optimizer, cfg.optimizer.lr_scheduler, max_steps, cfg.optimizer)
 
     run = resume_run or (create_run(req.runs_dir, plan.output_name) if main else RunDir(req.runs_dir / "_"))
-    base_info = {k: v for k, v in comps.source.items() if k in ("name", "legacy_hash", "vae")}
-    base_info["sha256"] = base_sha256(req.base, req.cache_dir) if comps.source.get("kind") == "file" else None
-    clip_skip = setup.clip_skip if plan.family.arch != "sdxl" else cfg.clip_skip
-    facts = RunFacts(session_id, started_at, plan.output_name, plan.resolution, table.batches_per_epoch, max_steps,
-                     warmup_steps(cfg.optimizer.lr_warmup_steps, max_steps), describe(cfg.optimizer.optimizer, opt_args),
-                     mp, clip_skip, base_info, req.trigger, plan.dataset_hash(), plan.config_hash(), run.id,
-                     plan.datasets[0].spec.subsets[0].options)
-    sample_fn = _sampler(plan, comps, run, accelerator.device, warnings)
-    tb = _tensorboard(cfg, run, warnings, resume.position.step if resume else None) if main else None
-    if main:
-        _record_start(run, plan, facts, table, {"steps": max_steps, "steps_per_epoch": per_epoch,
-                      "epochs": cfg.max_train_epochs, "mixed_precision": mp, "device": str(accelerator.device),
-                      "processes": world}, warnings, skipped, setup)
-    job = LoopJob(cfg, setup, net, optimizer, scheduler, _noise_schedule(cfg, comps), run, plan.output_name,
-                  per_epoch, max_steps, facts, plan.summary(), sample_fn, resume, tb)
-    result = train_loop(job, accelerator, progress)
-    if tb is not None:
-        tb.close()
-    if main:
-        run.update_info(status="done", finished_at=time.time(), steps=result.steps, final=result.final)
+    with _holding(run, main):  # every training process holds its run's lock: "running" + not held = interrupted
+        base_info = {k: v for k, v in comps.source.items() if k in ("name", "legacy_hash", "vae")}
+        base_info["sha256"] = base_sha256(req.base, req.cache_dir) if comps.source.get("kind") == "file" else None
+        clip_skip = setup.clip_skip if plan.family.arch != "sdxl" else cfg.clip_skip
+        facts = RunFacts(session_id, started_at, plan.output_name, plan.resolution, table.batches_per_epoch,
+                         max_steps, warmup_steps(cfg.optimizer.lr_warmup_steps, max_steps),
+                         describe(cfg.optimizer.optimizer, opt_args), mp, clip_skip, base_info, req.trigger,
+                         plan.dataset_hash(), plan.config_hash(), run.id, plan.datasets[0].spec.subsets[0].options)
+        sample_fn = _sampler(plan, comps, run, accelerator.device, warnings)
+        tb = _tensorboard(cfg, run, warnings, resume.position.step if resume else None) if main else None
+        if main:
+            _record_start(run, plan, facts, table, {"steps": max_steps, "steps_per_epoch": per_epoch,
+                          "epochs": cfg.max_train_epochs, "mixed_precision": mp, "device": str(accelerator.device),
+                          "processes": world}, warnings, skipped, setup)
+        job = LoopJob(cfg, setup, net, optimizer, scheduler, _noise_schedule(cfg, comps), run, plan.output_name,
+                      per_epoch, max_steps, facts, plan.summary(), sample_fn, resume, tb)
+        result = train_loop(job, accelerator, progress)
+        if tb is not None:
+            tb.close()
+        if main:
+            run.update_info(status="done", finished_at=time.time(), steps=result.steps, final=result.final)
     return TrainOutcome(run, resumed=resume is not None, final=run.root / result.final if result.final else None,
                         steps=result.steps, seconds=result.seconds, warnings=warnings, losses=result.losses,
                         first_step=result.first_step)
+
+
+@contextmanager
+def _holding(run: RunDir, main: bool):
+    """The run's lock, held by the main process (other ranks share the run and hold nothing)."""
+    if not main:
+        yield
+        return
+    with lock.project_lock(run.root, lock.this_command(), hint=RUN_BUSY):
+        yield
 
 
 def _sampler(plan: TrainPlan, comps, run: RunDir, device, warnings: list[str]):

@@ -22,12 +22,14 @@ from typing import Any
 
 import tomlkit
 
+from lorakiln.core import lock
 from lorakiln.core.atomic import write_json, write_text
 from lorakiln.core.errors import KilnError
 from lorakiln.core.events import EventLog
 from lorakiln.train.state import list_states
 
 RUN_FILE = "run.json"
+INTERRUPTED = "interrupted"
 CONFIG_FILE = "config.resolved.toml"
 
 
@@ -63,6 +65,19 @@ class RunDir:
     def info(self) -> dict:
         p = self.root / RUN_FILE
         return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
+
+    def status(self, info: dict | None = None) -> str:
+        """run.json's status, except that a "running" run no process trains (it holds no run lock:
+        killed, or the machine went down) is "interrupted"."""
+        status = str((self.info() if info is None else info).get("status", "?"))
+        if status == "running" and lock.current_holder(self.root) is None:
+            return INTERRUPTED
+        return status
+
+    def last_step(self) -> int | None:
+        """The last step events.jsonl logged (what a killed process reached)."""
+        steps = [e["step"] for e in self.events.read() if e.get("kind") == "step" and isinstance(e.get("step"), int)]
+        return steps[-1] if steps else None
 
     def update_info(self, **values: Any) -> dict:
         info = {**self.info(), **values}
@@ -128,16 +143,33 @@ def all_runs(runs_dir: Path) -> list[RunDir]:
 
 
 def find_run(runs_dir: Path, ref: str | None) -> RunDir:
-    """A run by id or folder path; None = the newest run that has a saved state."""
+    """A run by id or folder path; None = the newest run (whatever its state: the caller says what
+    it can do with it, never quietly taking an older one)."""
     if ref:
         for cand in (Path(ref), Path(runs_dir) / ref):
             if (cand / RUN_FILE).is_file():
                 return RunDir(cand)
         raise KilnError(f"no run {ref!r} in {runs_dir}")
-    for run in reversed(all_runs(runs_dir)):
-        if list_states(run.states_dir):
-            return run
-    raise KilnError(f"no run with a saved state in {runs_dir}; train with save_state on to be able to resume")
+    runs = all_runs(runs_dir)
+    if not runs:
+        raise KilnError(f"no run in {runs_dir} to resume; `kiln train` starts one")
+    return runs[-1]
+
+
+def resumable(run: RunDir) -> None:
+    """Raise a clear error when `run` cannot be continued: no saved state, or another process trains it."""
+    holder = lock.current_holder(run.root)
+    if holder is not None:
+        raise KilnError(f"run {run.id}: {holder.describe()} is training this run; let it finish, or stop it "
+                        "before continuing the run")
+    if list_states(run.states_dir):
+        return
+    status, step = run.status(), run.last_step()
+    where = f" at step {step}" if step else ""
+    what = {"done": "finished", INTERRUPTED: f"was interrupted{where}"}.get(status, status)
+    raise KilnError(f"run {run.id} {what} and has no saved state to resume from (a state is saved with each "
+                    "checkpoint, and every save_state_every_n_steps, while save_state is on): `kiln train --force` "
+                    "trains it again as a new run")
 
 
 def remove_run(run: RunDir) -> None:
