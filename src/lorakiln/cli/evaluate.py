@@ -52,7 +52,7 @@ def _session(project, cfg, loras, lora_dirs, extra_dirs=()):
     dirs = [*(lora_dirs or []), *extra_dirs]
     if project is not None:
         dirs.append(project.runs_dir)
-    library = LoraLibrary([p for p, _ in loras], dirs)
+    library = LoraLibrary([p for p, _ in loras], dirs, project.cache_dir if project is not None else None)
     return Session(cfg, default_base(cfg, project), library, project.cache_dir if project else None)
 
 

@@ -47,7 +47,7 @@ def load_lora(path: Path | str, device: torch.device | str = "cpu") -> LoadedLor
     if not model.modules:
         raise KilnError(f"{path}: no LoRA modules in this file")
     alias = meta.get("ss_output_name") or path.stem
-    h = meta.get("sshs_model_hash") or tensor_hash(path)
+    h = tensor_hash(path)  # from the tensors: an edited file may keep a stale sshs_model_hash
     return LoadedLora(path, alias, model, meta, h)
 
 

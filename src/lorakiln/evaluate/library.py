@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Iterable
 
 from lorakiln.core.errors import KilnError
-from lorakiln.formats.lora_file import read_metadata, tensor_hash
+from lorakiln.evaluate.lora_hash import content_hash
+from lorakiln.formats.lora_file import read_metadata
 
 
 class LoraLibrary:
-    def __init__(self, files: Iterable[Path] = (), dirs: Iterable[Path] = ()):
+    def __init__(self, files: Iterable[Path] = (), dirs: Iterable[Path] = (), cache_dir: Path | None = None):
+        self.cache_dir = cache_dir  # where content hashes are remembered (None: per library only)
         self.files: list[Path] = []
         for f in files:
             self._add(Path(f))
@@ -45,12 +47,13 @@ class LoraLibrary:
         return self.metadata(path).get("ss_output_name") or Path(path).stem
 
     def hash(self, path: Path) -> str:
-        """AutoV3 (full hex): the stored sshs_model_hash, else computed from the tensor bytes."""
+        """AutoV3 (full hex), computed from the file's tensor bytes: the picture caches are keyed by it,
+        so the stored sshs_model_hash, which an edited file may still carry, is never used."""
         path = Path(path)
         if path not in self._hash:
             if not path.is_file():
                 raise KilnError(f"{path}: LoRA file not found")
-            self._hash[path] = self.metadata(path).get("sshs_model_hash") or tensor_hash(path)
+            self._hash[path] = content_hash(path, self.cache_dir)
         return self._hash[path]
 
     def resolve(self, name: str) -> Path:

@@ -293,8 +293,8 @@ def run_eval(project, run_ref: str | None, cfg: EvalConfig, progress: Progress, 
                      "set [eval] reference_dir")
     facts = dataset_facts(meta, project, cfg, refs)
     probes = P.probe_set(cfg.probes.probe_set, cfg.probes.only, cfg.probes.extra)
-    session = Session(cfg, default_base(cfg, project, run_config), LoraLibrary([c.path for c in checkpoints]),
-                      project.cache_dir)
+    library = LoraLibrary([c.path for c in checkpoints], cache_dir=project.cache_dir)
+    session = Session(cfg, default_base(cfg, project, run_config), library, project.cache_dir)
     plans = plan_conditions(session, checkpoints, probes, facts, out)
     planned = [it[2] for cp in plans for it in cp.items]
     render = session.render(planned, progress, "eval pictures", force)
