@@ -95,8 +95,9 @@ def test_info_says_a_file_holds_nan(tmp_path, cli):
 
 def test_a_result_beyond_fp16_is_not_written(tmp_path, cli):
     a = tmp_path / "a.safetensors"
-    write_lora(a, lora_sd(1, 4, 2.0), {"ss_base_model_version": "sd_v1"})
-    code, text = cli("merge", f"{a}:1e12", "-o", tmp_path / "m.safetensors", "--dtype", "fp16")
+    big = {k: v * 1e5 if k.endswith("weight") else v for k, v in lora_sd(1, 4, 2.0).items()}  # fp32 factors
+    write_lora(a, big, {"ss_base_model_version": "sd_v1"})
+    code, text = cli("merge", f"{a}:100", "-o", tmp_path / "m.safetensors", "--dtype", "fp16")
     assert code == 1 and "NaN/Inf" in text and "--dtype" in text
     assert not (tmp_path / "m.safetensors").exists()
 

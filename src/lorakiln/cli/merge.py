@@ -60,9 +60,9 @@ def merge(
     inputs: Annotated[list[str], typer.Argument(help="LoRA files with weights: a.safetensors:0.6 b.safetensors:0.4 "
                                                 "(weight 1 when omitted).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The file to write.")],
-    rank: Annotated[Optional[int], typer.Option(help="Rank of the result (SVD); default keeps every direction "
+    rank: Annotated[Optional[int], typer.Option(min=1, help="Rank of the result (SVD); default keeps every direction "
                                                 "(exact).")] = None,
-    conv_rank: Annotated[Optional[int], typer.Option(help="Rank for k×k conv modules (default: --rank).")] = None,
+    conv_rank: Annotated[Optional[int], typer.Option(min=1, help="Rank for k×k conv modules (default: --rank).")] = None,
     dynamic: Dynamic = None,
     concat: Annotated[bool, typer.Option("--concat", help="Concatenate ranks exactly (plain LoRA/LoCon only) "
                                          "instead of SVD.")] = False,
@@ -92,8 +92,8 @@ def merge(
 
 def resize(
     lora: Annotated[Path, typer.Argument(help="The LoRA to resize.")],
-    rank: Annotated[Optional[int], typer.Option(help="New rank (with --dynamic: the cap).")] = None,
-    conv_rank: Annotated[Optional[int], typer.Option(help="New rank of k×k conv modules (default: --rank).")] = None,
+    rank: Annotated[Optional[int], typer.Option(min=1, help="New rank (with --dynamic: the cap).")] = None,
+    conv_rank: Annotated[Optional[int], typer.Option(min=1, help="New rank of k×k conv modules (default: --rank).")] = None,
     dynamic: Dynamic = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Default: NAME-rN.safetensors beside it.")] = None,
     base: Annotated[Optional[Path], typer.Option(help="Base checkpoint: needed for DoRA inputs.")] = None,
@@ -119,8 +119,8 @@ def resize(
 def extract(
     tuned: Annotated[Path, typer.Argument(help="The fine-tuned single-file checkpoint.")],
     base: Annotated[Path, typer.Argument(help="The checkpoint it was tuned from.")],
-    rank: Annotated[int, typer.Option(help="Rank of linear / 1×1 modules.")] = 32,
-    conv_rank: Annotated[Optional[int], typer.Option(help="Also extract k×k convs (LoCon) at this rank.")] = None,
+    rank: Annotated[int, typer.Option(min=1, help="Rank of linear / 1×1 modules.")] = 32,
+    conv_rank: Annotated[Optional[int], typer.Option(min=1, help="Also extract k×k convs (LoCon) at this rank.")] = None,
     min_diff: Annotated[float, typer.Option(help="Leave the text encoder out if no weight differs by more.")] = 0.01,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Default: TUNED-lora-rN.safetensors.")] = None,
     dtype: Annotated[str, typer.Option("--dtype", help="fp16, bf16 or fp32.")] = "fp16",
@@ -155,7 +155,7 @@ def info(
     file: Annotated[Path, typer.Argument(help="A LoRA .safetensors file.")],
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="KEY=VALUE: edit metadata (tensors untouched).")] = None,
     unset: Annotated[Optional[list[str]], typer.Option("--unset", help="KEY: remove a metadata key.")] = None,
-    top: Annotated[int, typer.Option(help="How many of the most frequent training tags to show.")] = 20,
+    top: Annotated[int, typer.Option(min=0, help="How many of the most frequent training tags to show.")] = 20,
     modules: Annotated[bool, typer.Option("--modules", help="List every module: algorithm, rank, alpha, shape "
                                           "(always in --json).")] = False,
     as_json: JsonOpt = False,
@@ -225,7 +225,7 @@ def card(
     lora: Annotated[Optional[Path], typer.Option("--lora", help="Make the card for this LoRA file instead of a run.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for card.md and info.txt "
                                                    "(default: the run folder, or beside --lora).")] = None,
-    top: Annotated[int, typer.Option(help="Tags listed in the tag-frequency section.")] = 30,
+    top: Annotated[int, typer.Option(min=0, help="Tags listed in the tag-frequency section.")] = 30,
     project: ProjectOpt = None,
 ) -> None:
     """Write card.md and info.txt for publishing: triggers, tags, weight, settings, dataset."""

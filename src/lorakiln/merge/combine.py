@@ -8,6 +8,7 @@ measured on the factors as stored (after the dtype cast), against the exact sum.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -17,6 +18,10 @@ from lorakiln.core.errors import KilnError
 from lorakiln.merge.delta import BaseLookup, Source, module_names, target_shape, weighted_delta, weighted_factors
 from lorakiln.merge.report import ModuleReport, product_2d
 from lorakiln.merge.svd import (
+    DYNAMIC,
+    DYNAMIC_RANGE,
+    Spectrum,
+    dynamic_param_ok,
     as_lora_shapes,
     choose_rank,
     clamp_quantile,
@@ -40,10 +45,38 @@ class RankPolicy:
     alpha_ratio: float = 1.0  # alpha / rank of every written module (1 = kohya's svd_merge)
     clamp: float | None = None  # quantile clamp of the factors (kohya uses 0.99); None = off
 
+    def __post_init__(self) -> None:
+        check_rank(self.rank, "--rank")
+        check_rank(self.conv_rank, "--conv-rank")
+        if self.method is not None:
+            check_dynamic(self.method, self.param)
+        if self.clamp is not None and not (math.isfinite(self.clamp) and 0 < self.clamp <= 1):
+            raise KilnError(f"--clamp-quantile {self.clamp:g}: a quantile lies in (0, 1] (kohya uses 0.99)")
+        if not (math.isfinite(self.alpha_ratio) and self.alpha_ratio > 0):
+            raise KilnError(f"alpha / rank = {self.alpha_ratio:g}: alpha must be a finite number above 0")
+
     def cap(self, shape: tuple[int, ...], available: int) -> int:
         conv = len(shape) == 4 and shape[2] * shape[3] > 1
         cap = (self.conv_rank or self.rank) if conv else self.rank
         return available if cap is None else min(cap, available)
+
+
+def check_rank(rank: int | None, option: str = "--rank") -> int | None:
+    """A rank is a whole number >= 1 (None = keep every direction); 0 or below is refused, not read as 'keep'."""
+    if rank is None:
+        return None
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+        raise KilnError(f"{option} {rank}: a rank must be a whole number of at least 1 "
+                        f"(leave {option} out to keep every direction)")
+    return rank
+
+
+def check_dynamic(method: str, param: float | None) -> None:
+    """The dynamic rule exists and its parameter lies in its range (sv_ratio >= 1; shares in (0, 1])."""
+    DYNAMIC.get(method)
+    if param is None or not dynamic_param_ok(method, float(param)):
+        shown = "with no X" if param is None else f"{param:g}"
+        raise KilnError(f"--dynamic {method} {shown}: X must be {DYNAMIC_RANGE[method][2]}")
 
 
 def lora_tensors(name: str, up: torch.Tensor, down: torch.Tensor, alpha: float,
@@ -52,15 +85,37 @@ def lora_tensors(name: str, up: torch.Tensor, down: torch.Tensor, alpha: float,
             f"{name}.alpha": torch.tensor(float(alpha), dtype=dtype)}
 
 
+_TOO_LARGE = ("its values are too large to compute with in float32 (extreme values in an input, "
+              "scaled by its weight); nothing was written")
+
+
+def _require_finite(name: str, what: str, *tensors: torch.Tensor) -> None:
+    if not all(bool(torch.isfinite(t).all()) for t in tensors):
+        raise KilnError(f"module {name}: NaN/Inf in {what}: {_TOO_LARGE}")
+
+
+def _spectrum(name: str, exact: torch.Tensor | None, factors: tuple[torch.Tensor, torch.Tensor] | None) -> Spectrum:
+    """The SVD of a module's change; a non-finite change or a failed SVD is a KilnError naming the module."""
+    _require_finite(name, "its change", *(factors if factors is not None else (exact,)))
+    try:
+        spec = svd_factored(*factors) if factors is not None else svd_dense(exact)
+    except torch.linalg.LinAlgError:
+        raise KilnError(f"module {name}: its change holds NaN/Inf once multiplied out (the SVD cannot run): "
+                        f"{_TOO_LARGE}") from None
+    _require_finite(name, "the spectrum of its change", spec.S)
+    return spec
+
+
 def refactor(name: str, exact: torch.Tensor | None, factors: tuple[torch.Tensor, torch.Tensor] | None,
              shape: tuple[int, ...], policy: RankPolicy, dtype: torch.dtype,
              scale: float | None = None) -> tuple[dict[str, torch.Tensor], ModuleReport]:
     """One module's ΔW, given dense (`exact`) or as `factors` (up, down) -> LoRA tensors + report.
     `scale` (alpha / rank of the result) defaults to the policy's alpha_ratio."""
     scale = policy.alpha_ratio if scale is None else scale
-    spec = svd_factored(*factors) if factors is not None else svd_dense(exact)
+    spec = _spectrum(name, exact, factors)
     r = choose_rank(spec.S, policy.cap(shape, len(spec.S)), policy.method, policy.param)
     up, down = to_factors(spec, r, scale)
+    _require_finite(name, "its refactored factors", up, down)
     if policy.clamp:
         up, down = clamp_quantile(up, down, policy.clamp)
     up, down = as_lora_shapes(up.to(dtype), down.to(dtype), shape)

@@ -21,7 +21,7 @@ import torch
 from lorakiln.core.errors import KilnError
 from lorakiln.formats.loaders import TARGETS
 from lorakiln.formats.lora_model import LoraModel, LoraModule, conv_shape
-from lorakiln.merge.combine import RankPolicy, refactor
+from lorakiln.merge.combine import RankPolicy, check_rank, refactor
 from lorakiln.merge.compat import module_verdicts
 from lorakiln.merge.delta import BaseLookup, module_delta
 from lorakiln.merge.report import ModuleReport
@@ -75,6 +75,7 @@ def convert_model(model: LoraModel, target: str, *, rank: int | None = None, dty
     """(tensors, per-module reports) of `model` rewritten for `target` (comfyui, a1111, diffusers)."""
     if target not in TARGETS:
         raise KilnError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
+    check_rank(rank)
     tensors: dict[str, torch.Tensor] = {}
     reports: list[ModuleReport] = []
     for name, m in sorted(model.modules.items()):

@@ -3,7 +3,7 @@ output dtypes, a lazy base-weight lookup on a checkpoint, and input provenance."
 
 from __future__ import annotations
 
-import re
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +16,35 @@ from lorakiln.merge.checkpoint_keys import checkpoint_targets
 from lorakiln.merge.delta import BaseLookup, Source
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
-_WEIGHTED = re.compile(r"^(?P<path>.+):(?P<weight>[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)$")
+MAX_WEIGHT = 100.0  # |weight| beyond this is a typo, not a strength (A1111 users stay within ±5)
+
+
+def check_weight(where: str, weight: float) -> float:
+    """A LoRA weight must be a finite number with |w| <= MAX_WEIGHT; else a KilnError naming `where`."""
+    if not math.isfinite(weight):
+        raise KilnError(f"{where}: the weight is not a finite number (NaN, infinite or too large to represent); "
+                        f"weights must lie between -{MAX_WEIGHT:g} and {MAX_WEIGHT:g}")
+    if abs(weight) > MAX_WEIGHT:
+        raise KilnError(f"{where}: the weight {weight:g} is out of range; "
+                        f"weights must lie between -{MAX_WEIGHT:g} and {MAX_WEIGHT:g}")
+    return weight
 
 
 def parse_weighted(spec: str, default: float = 1.0) -> tuple[Path, float]:
-    """"a.safetensors:0.6" -> (a.safetensors, 0.6); without ":w" the weight is `default`."""
-    m = _WEIGHTED.match(spec)
-    if m and not Path(spec).exists():
-        return Path(m["path"]), float(m["weight"])
-    return Path(spec), default
+    """"a.safetensors:0.6" -> (a.safetensors, 0.6); without ":w" the weight is `default`.
+    A file whose own name ends in ":something" wins over the weight reading; otherwise text
+    after the last colon that is not a finite number within ±MAX_WEIGHT is refused."""
+    path, colon, tail = spec.rpartition(":")
+    if not colon or not path or Path(spec).exists() or "/" in tail or "\\" in tail:
+        return Path(spec), default
+    try:
+        weight = float(tail)
+    except ValueError:
+        if Path(path).exists():
+            raise KilnError(f"{spec}: {tail!r} is not a weight; write FILE:WEIGHT with a number, "
+                            "e.g. a.safetensors:0.6") from None
+        return Path(spec), default
+    return Path(path), check_weight(spec, weight)
 
 
 def dtype_of(name: str | None) -> torch.dtype | None:

@@ -25,10 +25,15 @@ _ARCH = {
 # keys an output inherits from its input(s) when they describe the data, not the tensors
 INHERITED = ("ss_tag_frequency", "ss_dataset_dirs", "ss_sd_model_name", "ss_sd_model_hash",
              "ss_new_sd_model_hash", "ss_clip_skip", "modelspec.trigger_phrase", "modelspec.encoder_layer",
-             "modelspec.prediction_type", "ss_v_parameterization", "lorakiln_trigger")
-# of those, the ones a merge keeps only when every input says the same
+             "modelspec.prediction_type", "ss_v_parameterization", "lorakiln_trigger", "modelspec.resolution",
+             "modelspec.architecture")
+# of those, the ones a merge keeps only when every input says the same (the resolution trained
+# at is the inputs' to state: a merge never invents one)
 AGREED = ("ss_sd_model_name", "ss_sd_model_hash", "ss_new_sd_model_hash", "ss_clip_skip",
-          "modelspec.encoder_layer", "modelspec.prediction_type", "ss_v_parameterization")
+          "modelspec.encoder_layer", "modelspec.prediction_type", "ss_v_parameterization", "modelspec.resolution",
+          "modelspec.architecture")
+# what ModelSpec's architecture names start with, per detected architecture
+_FAMILY = {"sd15": "stable-diffusion-v1", "sd2": "stable-diffusion-v2", "sdxl": "stable-diffusion-xl-v1"}
 _PER_INPUT = ("ss_tag_frequency", "ss_dataset_dirs")
 
 
@@ -75,7 +80,9 @@ def merged_inherit(inputs: list[tuple[str, dict[str, str]]]) -> tuple[dict[str, 
             out[key] = values.pop()
         elif len(values - {None}) > 1:
             listing = ", ".join(f"{n}: {m.get(key, '-')}" for n, m in inputs)
-            notes.append(f"inputs disagree on {key} ({listing}); left out of the result's metadata")
+            done = ("the one detected from the tensors is written" if key == "modelspec.architecture"
+                    else "left out of the result's metadata")
+            notes.append(f"inputs disagree on {key} ({listing}); {done}")
     return out, notes
 
 
@@ -86,15 +93,25 @@ def merge_comment(weights: list[tuple[str, float]], how: str) -> str:
 
 
 def arch_keys(arch: str, fallback: dict[str, str] | None = None) -> dict[str, str]:
-    """ss_base_model_version, ss_v2 and the ModelSpec architecture keys for `arch`."""
+    """ss_base_model_version, ss_v2 and the ModelSpec architecture keys for `arch`: the detected
+    architecture decides, but a more specific ModelSpec name of the same family in `fallback`
+    (e.g. stable-diffusion-v2-768-v) is kept. The resolution is not among them: it belongs to
+    the training, so it comes from the inputs (or default_resolution), never from the arch."""
+    fb = fallback or {}
     if arch not in _ARCH:
-        fb = fallback or {}
-        keep = ("ss_base_model_version", "ss_v2", "modelspec.architecture", "modelspec.implementation",
-                "modelspec.resolution")
+        keep = ("ss_base_model_version", "ss_v2", "modelspec.architecture", "modelspec.implementation")
         return {k: fb[k] for k in keep if k in fb}
-    version, v2, spec, impl, res = _ARCH[arch]
+    version, v2, spec, impl, _ = _ARCH[arch]
+    stated = (fb.get("modelspec.architecture") or "").split("/")[0]
+    if stated.startswith(_FAMILY[arch]):
+        spec = f"{stated}/lora"
     return {"ss_base_model_version": version, "ss_v2": v2, "modelspec.architecture": spec,
-            "modelspec.implementation": impl, "modelspec.resolution": res}
+            "modelspec.implementation": impl}
+
+
+def default_resolution(arch: str) -> str | None:
+    """The native resolution of `arch` (kohya's rule when nothing else says one), None if unknown."""
+    return _ARCH[arch][4] if arch in _ARCH else None
 
 
 def network_args(conv_dim: int | None, conv_alpha: float | None) -> str:

@@ -117,6 +117,20 @@ def choose_rank(S: torch.Tensor, cap: int, method: str | None = None, param: flo
     return max(1, min(rank, len(S)))
 
 
+# the range of each rule's parameter X, as (lowest, highest, says); X = lowest is allowed only for sv_ratio
+DYNAMIC_RANGE = {
+    "sv_ratio": (1.0, math.inf, "a ratio of at least 1 (keep values above S0 / X)"),
+    "sv_fro": (0.0, 1.0, "a share in (0, 1] (of the Frobenius norm to retain)"),
+    "sv_cumulative": (0.0, 1.0, "a share in (0, 1] (of the sum of singular values)"),
+    "numerical": (0.0, 1.0, "a relative tolerance in (0, 1]"),
+}
+
+
+def dynamic_param_ok(method: str, x: float) -> bool:
+    low, high, _ = DYNAMIC_RANGE[method]
+    return math.isfinite(x) and (low <= x if method == "sv_ratio" else low < x) and x <= high
+
+
 # -- back to factors ---------------------------------------------------------------------------
 def to_factors(spec: Spectrum, rank: int, scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """(up (out, r), down (r, in_flat)) with scale · up @ down = the rank-r truncation, where

@@ -15,6 +15,7 @@ from lorakiln.formats.loaders import LOADERS, TARGETS
 from lorakiln.formats.lora_file import HASH_KEYS, read_lora, write_lora
 from lorakiln.formats.lora_model import parse_lora
 from lorakiln.merge.arch import detect_arch
+from lorakiln.merge.combine import check_rank
 from lorakiln.merge.compat import loader_report
 from lorakiln.merge.convert import LOST_BIAS, convert_model, overall_error
 from lorakiln.merge.files import checkpoint_lookup, checkpoint_record, dtype_name, float_dtype, input_record, load_source
@@ -32,6 +33,7 @@ def convert(path: Path, out: Path, target: str, *, rank: int | None = None, base
     path, out = Path(path), Path(out)
     if target not in TARGETS:
         raise KilnError(f"unknown target {target!r}; use one of {', '.join(TARGETS)}")
+    check_rank(rank)
     _refuse_overwrite(out, [path] + ([Path(base)] if base else []))
     src = load_source(path)
     dt = dtype or float_dtype(src)

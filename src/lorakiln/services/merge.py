@@ -7,6 +7,7 @@ Every operation is idempotent: an existing output whose provenance names the sam
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from lorakiln.merge.concat import merge_concat
 from lorakiln.merge.extract import Extraction, extract_module, finish, wanted
 from lorakiln.merge.files import (
     checkpoint_lookup,
+    check_weight,
     checkpoint_record,
     dtype_name,
     float_dtype,
@@ -48,6 +50,7 @@ from lorakiln.merge.info import describe
 from lorakiln.merge.metadata import (
     PROVENANCE_KEY,
     arch_keys,
+    default_resolution,
     lora_metadata,
     merge_comment,
     merged_inherit,
@@ -79,6 +82,11 @@ def _refuse_overwrite(out: Path, inputs: list[Path]) -> None:
             raise KilnError(f"{out}: the output would overwrite an input; choose another -o")
 
 
+def _check_weights(inputs: list[tuple[Path, float]]) -> None:
+    for p, w in inputs:
+        check_weight(f"{p}:{w}", float(w))
+
+
 def dims(tensors: dict[str, torch.Tensor]) -> tuple[int, float, int | None, float | None]:
     """(dim, alpha, conv_dim, conv_alpha): the most common rank/alpha of linear and of k×k modules."""
     lin, conv = Counter(), Counter()
@@ -106,6 +114,9 @@ def merge(inputs: list[tuple[Path, float]], out: Path, *, policy: RankPolicy = R
     if not inputs:
         raise KilnError("merge needs at least one input LoRA")
     out = Path(out)
+    _check_weights(inputs)
+    if alpha is not None and not (math.isfinite(alpha) and alpha > 0):
+        raise KilnError(f"--alpha {alpha:g}: alpha must be a finite number above 0")
     _refuse_overwrite(out, [p for p, _ in inputs])
     sources = [load_source(Path(p), w) for p, w in inputs]
     arch = check_same_arch([(s.name, s.model, s.metadata) for s in sources])
@@ -211,6 +222,8 @@ def extract(tuned: Path, base: Path, out: Path, policy: RankPolicy, *, min_diff:
             dtype: torch.dtype = torch.float16, force: bool = False, progress: Progress | None = None) -> OpReport:
     """A LoRA from tuned − base, per kohya's targets and naming."""
     tuned, base, out = Path(tuned), Path(base), Path(out)
+    if not (math.isfinite(min_diff) and min_diff >= 0):
+        raise KilnError(f"--min-diff {min_diff:g}: must be a finite number of at least 0")
     _refuse_overwrite(out, [tuned, base])
     th, bh = read_header(tuned), read_header(base)
     arch, targets = checkpoint_targets(bh)
@@ -252,6 +265,9 @@ def extract(tuned: Path, base: Path, out: Path, policy: RankPolicy, *, min_diff:
     meta = lora_metadata(arch=arch, title=out.stem, dim=d, alpha=a, conv_dim=cd, conv_alpha=ca,
                          comment=f"extracted by lorakiln from {tuned.name} - {base.name}", provenance=prov)
     meta["ss_sd_model_name"] = base.name
+    resolution = th.metadata.get("modelspec.resolution") or default_resolution(arch)
+    if resolution:  # the tuned checkpoint's own word, else its architecture's native size (as kohya)
+        meta["modelspec.resolution"] = resolution
     write_lora(out, tensors, meta)
     return report
 
@@ -260,6 +276,7 @@ def bake(base: Path, inputs: list[tuple[Path, float]], out: Path, *, force: bool
          progress: Progress | None = None) -> OpReport:
     """A single-file checkpoint with the LoRAs merged in, streamed tensor by tensor."""
     base, out = Path(base), Path(out)
+    _check_weights(inputs)
     _refuse_overwrite(out, [base, *[p for p, _ in inputs]])
     header = read_header(base)
     arch, targets = checkpoint_targets(header)
