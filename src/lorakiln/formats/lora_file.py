@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -38,6 +40,7 @@ _LEGACY_AT, _LEGACY_LEN = 0x100000, 0x10000
 __all__ = [
     "FormatError", "write_lora", "read_lora", "read_metadata", "tensor_hash", "autov2",
     "sshs_hashes", "edit_metadata", "stringify_metadata", "legacy_model_hash", "nonfinite", "check_finite",
+    "check_metadata_edit",
 ]
 
 
@@ -174,13 +177,54 @@ def legacy_model_hash(path: Path | str) -> str:
     return h.hexdigest()[:8]
 
 
+_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# values readers JSON-decode (A1111's metadata view, kohya's and Civitai's scripts): must stay JSON
+_JSON_VALUES = {"ss_tag_frequency": dict, "ss_dataset_dirs": dict, "ss_bucket_info": dict,
+                "ss_reg_dataset_dirs": dict, "ss_network_args": dict, "ss_datasets": list,
+                "lorakiln.provenance": dict}
+# values readers parse as numbers (kohya writes "Dynamic" for a dynamic resize, "None" for no clip skip)
+_NUMBER_VALUES = {"ss_network_dim": ("Dynamic",), "ss_network_alpha": ("Dynamic",), "ss_clip_skip": ("None",),
+                  "ss_network_dropout": ("None",)}
+
+
+def check_metadata_edit(key: str, value: str | None) -> str | None:
+    """Why setting `key` to `value` (None = removing it) would make a file other tools misread, or None."""
+    if key in HASH_KEYS:
+        return f"{key} is computed by lorakiln from the tensors and cannot be set or removed by hand"
+    if value is None:
+        return None  # any existing key may be removed, however it is spelled
+    if not _KEY.fullmatch(key):
+        return (f"bad key {key!r}: a metadata key is 1-128 ASCII letters, digits, '_', '.' or '-', starting "
+                "with a letter, digit or '_' (no spaces, '=' or control characters)")
+    if _CONTROL.search(value):
+        return f"the value of {key} holds control characters (only tab and newline are allowed)"
+    if key in _JSON_VALUES:
+        kind = _JSON_VALUES[key]
+        try:
+            ok = isinstance(json.loads(value), kind)
+        except json.JSONDecodeError:
+            ok = False
+        if not ok:
+            return f"{key} must be a JSON {'object' if kind is dict else 'list'}: tools decode it as one"
+    if key in _NUMBER_VALUES and value not in _NUMBER_VALUES[key]:
+        try:
+            ok = math.isfinite(float(value))
+        except ValueError:
+            ok = False
+        if not ok:
+            return f"{key} must be a number (or {' / '.join(_NUMBER_VALUES[key])}): tools read it as one"
+    return None
+
+
 def edit_metadata(path: Path | str, updates: Mapping[str, str | None], out: Path | str | None = None) -> dict[str, str]:
     """Set (value) or delete (None) metadata keys without touching tensor bytes; the sshs hashes
-    are recomputed (the legacy one depends on the ss_* header). Returns the new metadata."""
+    are recomputed (the legacy one depends on the ss_* header). Returns the new metadata.
+    Keys and values other tools would misread are refused (check_metadata_edit)."""
     path = Path(path)
-    for key in updates:
-        if key in HASH_KEYS:
-            raise FormatError(path, f"{key} is computed by lorakiln and cannot be set by hand")
+    problems = [p for k, v in updates.items() if (p := check_metadata_edit(k, v))]
+    if problems:
+        raise FormatError(path, "; ".join(problems) + "; nothing was changed")
     tensors, meta = read_lora(path)
     for k, v in updates.items():
         if v is None:
