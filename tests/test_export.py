@@ -13,7 +13,9 @@ from lorakiln.services.project import init_project, open_project
 
 
 def files(root):
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    """The training files (dataset/.kiln-export.json, export's own record, is tested in test_export_record.py)."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if p.is_file() and p.name != ".kiln-export.json")
 
 
 def test_layout_captions_and_links(project):

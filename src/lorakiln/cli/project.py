@@ -44,6 +44,10 @@ def status(project: ProjectOpt = None) -> None:
             t.add_row(f"  {key}", str(c[key]))
         t.add_row("[green]kept[/]", f"[green]{c['kept']}[/]")
         out.print(t)
+    from lorakiln.services.export_record import dataset_problem
+
+    if (problem := dataset_problem(p)) is not None:  # training reads dataset/: say when it is partial or stale
+        out.print(escape(problem.message), style="yellow" if problem.severity == "warning" else "red")
 
 
 def _print_activity(root) -> None:

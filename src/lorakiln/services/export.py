@@ -25,6 +25,7 @@ from lorakiln.core.atomic import clean_partials, partial_path, write_text
 from lorakiln.core.errors import ItemError
 from lorakiln.core.progress import NullProgress, Progress
 from lorakiln.services.caption import Captions
+from lorakiln.services.export_record import mark_complete, mark_writing
 from lorakiln.services.project import Project
 
 _LINK_FAILS = {errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
@@ -46,15 +47,12 @@ def export_dataset(project: Project, progress: Progress | None = None, cli: Mapp
                    force: bool = False) -> ExportResult:
     """Bring dataset/ in line with the kept images; `force` rewrites every file."""
     cfg: ExportConfig = project.resolve("export", cli)
-    caps = Captions(project)
     out = project.dataset_dir
     out.mkdir(parents=True, exist_ok=True)
     clean_partials(out)
     res = ExportResult()
-    sources = _sources(project, caps, res)
-    repeats = repeats_table(cfg.repeats, cfg.default_repeats, ((r.subset, _int(r.extra.get("repeats")))
-                                                                 for r in caps.manifest.kept()))
-    plan = plan_export(sources, lambda s: repeats.get(s, cfg.repeats_for(s)), cfg.caption_extension)
+    plan = _plan(project, cfg, res)
+    mark_writing(out)  # a kill from here on leaves dataset/ marked as interrupted, not as exported
     progress = progress or NullProgress()
     with progress.task("export", total=len(plan)) as task:
         for item in plan:
@@ -67,7 +65,17 @@ def export_dataset(project: Project, progress: Progress | None = None, cli: Mapp
                 task.note(str(e))
             task.advance(1)
     res.removed = _remove_stale(out, plan)
+    mark_complete(out, plan, res)
     return res
+
+
+def _plan(project: Project, cfg: ExportConfig, res: ExportResult) -> list[ExportItem]:
+    """What dataset/ should hold now: one item per kept image with a file (the rest in res.skipped)."""
+    caps = Captions(project)
+    sources = _sources(project, caps, res)
+    repeats = repeats_table(cfg.repeats, cfg.default_repeats, ((r.subset, _int(r.extra.get("repeats")))
+                                                                 for r in caps.manifest.kept()))
+    return plan_export(sources, lambda s: repeats.get(s, cfg.repeats_for(s)), cfg.caption_extension)
 
 
 def _int(v) -> int | None:

@@ -45,6 +45,7 @@ class TrainRequest:
     caption_keep_tokens: int = 0  # [caption].keep_tokens
     export_caption_extension: str | None = None  # [export].caption_extension
     config_source: str = "project.toml"
+    dataset_problem: Any = None  # the project's dataset/ is partial or stale (services/export_record.py)
 
 
 def _section(project, name: str):
@@ -94,12 +95,18 @@ def request_from_project(project, cli: Mapping[str, Any] | None = None, base_con
             raise ConfigError("config.resolved.toml", f"[train] {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
     cfg = rooted(cfg, project.root)
     caption, export = _section(project, "caption"), _section(project, "export")
+    problem = None
+    if not (cfg.data.train_data_dir or cfg.data.dataset_config):  # the project's own dataset/
+        from lorakiln.services.export_record import dataset_problem
+
+        problem = dataset_problem(project)
     return TrainRequest(
         cfg=cfg, name=project.info.name, trigger=list(project.info.trigger), base=cfg.base or _rooted_path(
             project.info.base, project.root),
         runs_dir=project.runs_dir, cache_dir=project.cache_dir, project_dataset=project.dataset_dir,
         caption_keep_tokens=getattr(caption, "keep_tokens", 0) or 0,
-        export_caption_extension=getattr(export, "caption_extension", None), config_source=str(project.config_path))
+        export_caption_extension=getattr(export, "caption_extension", None), config_source=str(project.config_path),
+        dataset_problem=problem)
 
 
 def request_from_folder(cli: Mapping[str, Any], where: Path) -> TrainRequest:
@@ -244,6 +251,10 @@ def plan_training(req: TrainRequest) -> TrainPlan:
     family = pick_family(req.base, req.cfg.allow_pickle)
     notes: list[str] = []
     warnings: list[str] = []
+    if req.dataset_problem is not None:  # dataset/ partial (refused) or older than the captions (said first)
+        if req.dataset_problem.severity == "error":
+            raise KilnError(req.dataset_problem.message)
+        warnings.append(req.dataset_problem.message)
     specs = dataset_specs(req, notes)
     cfg = _effective(req.cfg, family, specs, warnings)
     datasets, infos = [], []

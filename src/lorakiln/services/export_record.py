@@ -1,0 +1,80 @@
+"""dataset/.kiln-export.json: what the last `kiln export` wrote, so training can tell whether
+dataset/ is whole and current.
+
+An export marks the record "writing" before its first file and "complete", with a fingerprint
+of what it wrote (every kept image's id, folder, file names and caption text: so the kept
+records, captions and repeats), after its last. A kill in between leaves "writing": dataset/
+holds part of an export. `dataset_problem` compares the record with what an export would write
+now, without writing anything (`kiln train`, `kiln status`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from lorakiln.core.atomic import write_json
+from lorakiln.core.hashing import text_hash
+
+RECORD_FILE = ".kiln-export.json"
+FIX = "run `kiln export`"
+
+
+def fingerprint(plan) -> str:
+    """A hash of what dataset/ holds after an export of `plan` (ExportItems), order-free."""
+    rows = sorted((it.id, it.image_rel, it.caption_rel, it.caption) for it in plan)
+    return text_hash(json.dumps(rows, ensure_ascii=False))
+
+
+def mark_writing(dataset: Path) -> None:
+    write_json(Path(dataset) / RECORD_FILE, {"state": "writing", "started_at": time.time()})
+
+
+def mark_complete(dataset: Path, plan, res) -> None:
+    write_json(Path(dataset) / RECORD_FILE, {
+        "state": "complete", "fingerprint": fingerprint(plan), "images": sum(res.folders.values()),
+        "not_written": len(res.skipped), "finished_at": time.time()})
+
+
+def read_record(dataset: Path) -> dict | None:
+    try:
+        data = json.loads((Path(dataset) / RECORD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass(frozen=True)
+class DatasetProblem:
+    severity: Literal["error", "warning"]  # error: dataset/ is known to be partial
+    message: str
+
+
+def dataset_problem(project) -> DatasetProblem | None:
+    """Why the project's dataset/ is not what `kiln export` would write now; None when it is (or
+    when the project has no kept images, so dataset/ is the user's own folder)."""
+    from lorakiln.services.export import ExportResult, _plan
+
+    where = project.dataset_dir
+    record = read_record(where)
+    if record is not None and record.get("state") == "writing":
+        return DatasetProblem("error", f"{where}: an export into it was interrupted, so it holds part of the "
+                                       f"dataset; {FIX} to finish it")
+    if not any(True for _ in project.manifest().kept()):
+        return None
+    plan = _plan(project, project.resolve("export"), ExportResult())
+    if not where.is_dir():
+        return DatasetProblem("warning", f"{where} does not exist yet; {FIX}")
+    if record is None:
+        return DatasetProblem("warning", f"{where} was not written by a completed `kiln export`: it may not hold "
+                                         f"the kept images and their captions; {FIX}")
+    if record.get("fingerprint") != fingerprint(plan):
+        return DatasetProblem("warning", f"{where} is out of date: kept images, captions or repeats changed "
+                                         f"since the last export; {FIX}")
+    if record.get("not_written"):
+        return DatasetProblem("warning", f"{where}: the last export left out {record['not_written']} kept "
+                                         "image(s) it could not find or write; `kiln export` names them")
+    return None
