@@ -93,12 +93,23 @@ def test_a_metric_that_cannot_see_the_character_says_so(proj, cli):
     for m in [doc["base"]["metrics"], by[ZERO], by[TRAINED]]:
         assert m["fidelity"]["value"] is None and m["fidelity"]["note"].startswith("cannot measure")
         assert m["fidelity"]["details"]["unseparated_value"] == 1.0
+    # the tiny tagger finds neither the asked outfit, maid nor from_behind in any picture, the base
+    # model's included: adherence, view bias and outfit lock-in cannot tell anything apart either
+    for name in ("adherence", "view_bias", "outfit_lockin"):
+        assert all(m[name]["value"] is None and m[name]["note"].startswith("cannot measure")
+                   for m in [doc["base"]["metrics"], by[ZERO], by[TRAINED]]), name
+    # what is left (style bleed) only penalises change: it would pick the LoRA that changes least
     summary = json.loads((proj.runs_dir / RUN / "eval" / "summary.json").read_text())
     rec = summary["recommended"]
-    assert rec["checkpoint"] == TRAINED and "likeness was not measured" in rec["reason"]
-    assert all(r["fidelity"] is None for r in summary["ranking"])
+    assert rec["checkpoint"] is None and rec["status"] == "cannot_judge"
+    assert "no metric here can see the character" in rec["reason"]
+    assert "no recommendation: the pick cannot be judged" in text and "recommended:" not in text
+    assert all(r["fidelity"] is None and r["score"] is None for r in summary["ranking"])
+    assert {r["checkpoint"] for r in summary["ranking"]} == {ZERO, TRAINED}  # still listed
+    assert summary["findings"][0]["message"].startswith("the pick cannot be judged")
     html = (proj.runs_dir / RUN / "eval" / "report.html").read_text()
-    assert "cannot measure: fidelity" in html
+    assert "cannot measure: fidelity" in html and 'class="rec"' not in html
+    assert "Cannot judge the pick" in html and '>cannot measure</td>' in html
 
 
 def test_only_a_zero_lora_gives_no_recommendation_anywhere(proj, cli):

@@ -65,15 +65,21 @@ def test_eval_end_to_end(cli, proj):
         ("kiln-000002.safetensors", 0.5), ("kiln-000002.safetensors", 1.0)]
     cand = metrics["candidates"][0]["metrics"]
     assert set(cand) == set(METRICS.names())
-    for name in ("adherence", "view_bias", "outfit_lockin", "style_bleed", "effect"):
+    for name in ("style_bleed", "effect"):
         assert cand[name]["value"] is not None, (name, cand[name]["note"])
     for name in ("fidelity", "flexibility"):  # the tiny CCIP sees mean colours: it may not separate
         assert cand[name]["value"] is not None or cand[name]["note"].startswith("cannot measure"), cand[name]
+    # the tiny tagger sees mean colours only: never maid, from_behind or the outfit, base model included
+    for name in ("adherence", "view_bias", "outfit_lockin"):
+        assert cand[name]["value"] is None and cand[name]["note"].startswith("cannot measure"), cand[name]
+        assert "the tagger (local:tagger)" in cand[name]["note"]
+        assert metrics["base"]["metrics"][name]["details"]["unseparated_value"] == 0.0
     assert metrics["base"]["metrics"]["style_bleed"]["value"] == 0.0  # the base against itself
     page = _Html()
     page.feed((out / "report.html").read_text())
     assert page.rows["metrics"] == 1 + 4 + 1  # header, candidates, base row
-    assert page.tags.count("svg") >= 6
+    charted = [n for n in METRICS.names() if any(c["metrics"][n]["value"] is not None for c in metrics["candidates"])]
+    assert len(charted) >= 4 and page.tags.count("svg") == len(charted)  # one chart per metric with a value
     assert "grid.png" in page.imgs and all((out / src).is_file() for src in page.imgs)
     assert len(list((out / "images").rglob("*.png"))) == 5 * 6  # base + 2 checkpoints x 2 weights, 6 probes
 

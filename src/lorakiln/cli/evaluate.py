@@ -183,6 +183,8 @@ def evaluate(
         console.print(f"[yellow]note:[/] {escape(n)}")
     if rec.get("checkpoint"):
         out.print(f"[bold green]recommended:[/] {rec['checkpoint']} at weight {rec['weight']:g}")
+    elif rec.get("status") == "cannot_judge":
+        out.print("[bold]no recommendation: the pick cannot be judged[/] (no metric here can see the character)")
     else:
         out.print("[bold]no recommendation[/]")
     out.print(escape(rec.get("reason", "")))

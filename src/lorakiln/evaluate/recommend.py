@@ -10,6 +10,11 @@ reference §1.2, with b = [eval.recommend] fidelity_weight), where
 A candidate with no measured effect (its pictures are the base model's, or its ΔW is zero) is
 never scored nor recommended. Ties go to the higher fidelity, then the weight nearer 1.0, then
 the later checkpoint.
+
+Only fidelity and flexibility reward learning the character; every other part is best when the
+LoRA changes nothing (the base model itself would win it). So when neither of those measured
+anything, the pick cannot be judged: no checkpoint is recommended (status "cannot_judge") and the
+candidates are listed unscored, instead of ranking them by how little they change the pictures.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ VERSATILITY_PARTS: dict[str, Callable[[float, dict], float]] = {
     "outfit_lockin": lambda v, d: 1.0 - v,
     "diversity": lambda v, d: min(1.0, v),
 }
+
+# the parts that reward learning the character; the rest penalise change
+CHARACTER_METRICS = ("fidelity", "flexibility")
 
 # (metric, is it a problem?, message) for the findings
 FINDINGS: list[tuple[str, Callable[[float, dict], bool], Callable[[float, dict], str]]] = [
@@ -126,6 +134,7 @@ class Recommendation:
     score: float | None = None
     ranking: list[Candidate] = field(default_factory=list)
     findings: list[dict] = field(default_factory=list)
+    status: str = "recommended"  # or "cannot_judge", "no_effect", "nothing_scored"
 
 
 def findings(c: Candidate) -> list[dict]:
@@ -157,16 +166,39 @@ def recommend(candidates: list[Candidate], beta: float = 2.0, min_fidelity: floa
             c.excluded = f"fidelity {fid:.2f} is below [eval.recommend] min_fidelity {min_fidelity:g}"
     ok = [c for c in candidates if c.score is not None and not c.excluded]
     if not ok:
-        why = ("no checkpoint has a measured effect: every one draws what the base model draws"
-               if candidates and all(c.excluded for c in candidates)
+        idle_all = bool(candidates) and all(c.excluded for c in candidates)
+        why = ("no checkpoint has a measured effect: every one draws what the base model draws" if idle_all
                else "nothing could be scored: neither fidelity nor any part of versatility was measured (see the notes of each metric)")
-        return Recommendation(None, None, why, ranking=candidates)
+        return Recommendation(None, None, why, ranking=candidates, status="no_effect" if idle_all else "nothing_scored")
+    if not any(c.values.get(m) is not None for c in ok for m in CHARACTER_METRICS):
+        return cannot_judge(candidates, ok)
     ranked = sorted(ok, key=lambda c: (-c.score, -(c.values.get("fidelity") or 0.0), abs(c.weight - 1.0),
                                        -(c.epoch or 0)))
     best = ranked[0]
     rest = [c for c in candidates if c not in ranked]
     return Recommendation(best.checkpoint, best.weight, reason(best, ranked[1:], beta), best.score,
                           ranked + rest, findings(best))
+
+
+def cannot_judge(candidates: list[Candidate], ok: list[Candidate]) -> Recommendation:
+    """No metric that sees the character measured anything: list the candidates unscored, pick none."""
+    for c in ok:
+        c.score = None
+    measured = [m for m in VERSATILITY_PARTS if m not in CHARACTER_METRICS
+                and any(c.values.get(m) is not None for c in ok)]
+    least = min((c for c in ok if c.values.get("effect") is not None), key=lambda c: c.values["effect"], default=None)
+    favoured = (f" (here {least.label}, effect {least.values['effect']:.3f}, the smallest)" if least else "")
+    why = ("cannot judge the pick: no metric here can see the character (fidelity and flexibility measured "
+           "nothing: see their notes)")
+    if measured:
+        why += (f"; what was measured ({', '.join(m.replace('_', ' ') for m in measured)}) only penalises change, "
+                f"so it would favour the checkpoint that changes the pictures least{favoured}, not the one that "
+                "learned the character")
+    why += "; compare the grids by eye, or let the metrics see the character (the CCIP model, larger pictures)"
+    finding = {"metric": "fidelity", "value": None,
+               "message": "the pick cannot be judged: no metric here can see the character, so no checkpoint is "
+                          "recommended; look at the grids"}
+    return Recommendation(None, None, why, ranking=candidates, findings=[finding], status="cannot_judge")
 
 
 def _fmt(c: Candidate, name: str) -> str | None:

@@ -2,7 +2,7 @@
 
 metrics.json  every candidate's metrics with intervals, details and notes, the base control,
               settings, probes, models used
-summary.json  {"recommended": {"checkpoint", "weight", "reason", "score"}, "findings", "ranking", ...}
+summary.json  {"recommended": {"checkpoint", "weight", "reason", "score", "status"}, "findings", "ranking", ...}
               (read by `kiln card` and `kiln runs compare`); every number in it has the name and the
               value it has in the report: "flexibility" is the metric, "versatility" the score's
               second term
@@ -60,7 +60,7 @@ def summary_json(d: ReportData) -> dict:
                 "versatility": _r(c.versatility), "effect": _r(c.values.get("effect")),
                 **({"excluded": c.excluded} if c.excluded else {})} for c in rec.ranking]
     return {"run": d.run, "recommended": {"checkpoint": rec.checkpoint, "weight": rec.weight, "reason": rec.reason,
-                                          "score": _r(rec.score)},
+                                          "score": _r(rec.score), "status": rec.status},
             "findings": [{**f, "value": _r(f["value"])} for f in rec.findings], "ranking": ranking,
             "metrics": "metrics.json", "report": "report.html", "settings": d.settings}
 
@@ -166,13 +166,15 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}tr.best td{background:#e8f5e9;fo
 tr.base td{color:#666;font-style:italic}.rec{background:#e8f5e9;border:1px solid #9c9;padding:12px;margin:12px 0}
 .norec{background:#f3f3f3;border:1px solid #bbb;padding:12px;margin:12px 0}
 .find{background:#fff4e5;border:1px solid #f0c36d;padding:8px 12px}.charts{display:flex;flex-wrap:wrap;gap:12px}
-.grid img{max-width:100%;border:1px solid #ddd}.note{color:#777;font-size:90%}"""
+.grid img{max-width:100%;border:1px solid #ddd}.note{color:#777;font-size:90%}td.blind{color:#a60;font-size:85%}"""
 
 
 def _cell(m: dict | None) -> str:
     if not m or m.get("value") is None:
-        note = html.escape((m or {}).get("note") or "not measured")
-        return f'<td title="{note}">–</td>'
+        note = (m or {}).get("note") or "not measured"
+        if note.startswith("cannot measure"):  # a blind metric says so in the cell, not only in a tooltip
+            return f'<td class="blind" title="{html.escape(note)}">cannot measure</td>'
+        return f'<td title="{html.escape(note)}">–</td>'
     ci = m.get("ci")
     tip = f' title="95% interval {ci[0]:.3f} to {ci[1]:.3f}, n={m.get("n")}"' if ci else f' title="n={m.get("n")}"'
     return f"<td{tip}>{m['value']:.3f}</td>"
@@ -189,7 +191,9 @@ def _table(d: ReportData, names: list[str]) -> list[str]:
         best = r["checkpoint"] == rec.checkpoint and r["weight"] == rec.weight
         c = by_key.get((r["checkpoint"], r["weight"]))
         s = c.score if c else None
-        why = html.escape(c.excluded) if c and c.excluded else "not scored"
+        why = html.escape(c.excluded if c and c.excluded else
+                          "not scored: no metric here can see the character" if rec.status == "cannot_judge"
+                          else "not scored")
         score = (f'<td title="{why}">–</td>' if s is None else
                  f'<td title="not eligible: {why}">({s:.3f})</td>' if c and c.excluded else f"<td>{s:.3f}</td>")
         out.append(f'<tr class="{"best" if best else ""}"><td class="l">{html.escape(r["checkpoint"])}</td>'
@@ -211,6 +215,8 @@ def render_html(d: ReportData) -> str:
     if rec.checkpoint:
         out.append(f'<div class="rec"><h2>Recommended: {e(rec.checkpoint)} at weight {rec.weight:g}</h2>'
                    f"<p>{e(rec.reason)}</p></div>")
+    elif rec.status == "cannot_judge":
+        out.append(f'<div class="norec"><h2>Cannot judge the pick</h2><p>{e(rec.reason)}</p></div>')
     else:
         out.append(f'<div class="norec"><h2>No recommendation</h2><p>{e(rec.reason)}</p></div>')
     if rec.findings:

@@ -71,7 +71,9 @@ class EvalOutcome:
     def summary(self) -> str:
         """One line for `kiln run` and logs."""
         rec = self.doc.get("recommended") or {}
-        pick = f"{rec['checkpoint']} at weight {rec['weight']:g}" if rec.get("checkpoint") else "no recommendation"
+        pick = (f"{rec['checkpoint']} at weight {rec['weight']:g}" if rec.get("checkpoint") else
+                "no recommendation: the pick cannot be judged" if rec.get("status") == "cannot_judge"
+                else "no recommendation")
         return (f"{pick} ({self.images} pictures, {self.render.made} new, {self.seconds:.1f}s) -> "
                 f"{self.out_dir / 'report.html'}")
 
@@ -331,7 +333,8 @@ def _report_data(run_id: str, session: Session, cfg: EvalConfig, conds: list[Con
                  tagger: TaggerHandle | None, notes: list[str], refs: list[Path]) -> ReportData:
     base_metrics = compute(conds[0], ctx)
     measured = [compute(cond, ctx) for cond in conds[1:]]
-    notes += withdraw_blind(base_metrics, measured, f"the {backend.kind} embedder ({backend.id})")
+    notes += withdraw_blind(base_metrics, measured, f"the {backend.kind} embedder ({backend.id})",
+                            f"the tagger ({tagger.name})" if tagger else "the tagger")
     rows, cands = [], []
     for cond, mv in zip(conds[1:], measured):
         rows.append({"checkpoint": cond.checkpoint, "epoch": cond.epoch, "weight": cond.weight,
