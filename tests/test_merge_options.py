@@ -177,3 +177,14 @@ def test_other_commands_options_out_of_range(tmp_path, cli):
         text = _clean(*cli(*args))
         assert says in text, (args, text)
 
+
+
+def test_options_a_mode_would_ignore_are_refused(tmp_path, cli):
+    a, b = _lora(tmp_path / "a.safetensors"), _lora(tmp_path / "b.safetensors", seed=2)
+    out = tmp_path / "m.safetensors"
+    for extra in (("--rank", "4"), ("--dynamic", "sv_fro", "0.9"), ("--clamp-quantile", "0.99")):
+        text = _clean(*cli("merge", a, b, "--concat", *extra, "-o", out))
+        assert "--concat" in text and "do not apply" in text, text
+    text = _clean(*cli("merge", a, "--into", tmp_path / "base.safetensors", "--rank", "4", "--concat", "-o", out))
+    assert "--rank, --concat do not apply with --into" in text
+    assert not out.exists()

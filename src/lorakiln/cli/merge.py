@@ -83,11 +83,23 @@ def merge(
     weighted = [parse_weighted(s) for s in inputs]
     progress = RichProgress(quiet=as_json)
     if into is not None:
+        _refuse_unused("--into", rank=rank, conv_rank=conv_rank, dynamic=dynamic, concat=concat or None, alpha=alpha,
+                       base=base, dtype=dtype, clamp_quantile=clamp_quantile)
         report = svc.bake(into, weighted, output, force=force, progress=progress)
     else:
         report = svc.merge(weighted, output, policy=_policy(rank, conv_rank, dynamic, clamp_quantile), concat=concat,
                            alpha=alpha, base=base, dtype=dtype_of(dtype), force=force, progress=progress)
     _show(report, as_json)
+
+
+def _refuse_unused(mode: str, **given) -> None:
+    """Options that `mode` would silently ignore are refused instead."""
+    from lorakiln.core.errors import KilnError
+
+    unused = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
+    if unused:
+        verb, it = ("do", "them") if len(unused) > 1 else ("does", "it")
+        raise KilnError(f"{', '.join(unused)} {verb} not apply with {mode}; leave {it} out")
 
 
 def resize(

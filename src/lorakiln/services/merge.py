@@ -115,6 +115,9 @@ def merge(inputs: list[tuple[Path, float]], out: Path, *, policy: RankPolicy = R
         raise KilnError("merge needs at least one input LoRA")
     out = Path(out)
     _check_weights(inputs)
+    if concat and policy != RankPolicy():
+        raise KilnError("--concat keeps every rank exactly: --rank, --conv-rank, --dynamic and --clamp-quantile "
+                        "do not apply; leave them out, or leave out --concat to refactor by SVD")
     if alpha is not None and not (math.isfinite(alpha) and alpha > 0):
         raise KilnError(f"--alpha {alpha:g}: alpha must be a finite number above 0")
     _refuse_overwrite(out, [p for p, _ in inputs])
