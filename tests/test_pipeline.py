@@ -93,7 +93,9 @@ def test_run_until_caption_then_killed_in_training_and_resumed(demo_project, cli
     assert len(done) == 1
     run = done[0]
     assert (run / "mini.safetensors").is_file()
-    assert json.loads((run / "eval" / "summary.json").read_text())["recommended"]["weight"] > 0
+    pick = json.loads((run / "eval" / "summary.json").read_text())["recommended"]
+    # the tiny model's pictures are noise to the demo tagger: no metric can see the character
+    assert pick["status"] == "cannot_judge" and "no metric here can see the character" in pick["reason"]
     assert (run / "card.md").is_file()
     ids = [json.loads(line)["id"] for line in (root / "manifest.jsonl").read_text().splitlines()]
     assert len(ids) == len(set(ids))
