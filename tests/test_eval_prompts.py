@@ -106,3 +106,12 @@ def test_special_tags_of_an_order_style_are_never_the_outfit():
     shares = {"kilnchan": 1.0, "score_9": 1.0, "source_anime": 1.0, "rating_safe": 1.0, "red_capelet": 0.8,
               "coat": 0.6}
     assert outfit_tags(shares, ["kilnchan"]) == ["red_capelet", "coat"]
+
+
+@pytest.mark.parametrize("weight", ["nan", "inf", "1e400", "1e40", "-101"])
+def test_prompt_tag_weights_must_be_finite_and_in_range(weight):
+    from lorakiln.core.errors import KilnError
+    from lorakiln.evaluate.prompts import extract_loras
+
+    with pytest.raises(KilnError, match=r"prompt tag <lora:x:.*weight"):
+        extract_loras(f"1girl, <lora:x:{weight}>")

@@ -45,8 +45,10 @@ def _num(x: float) -> str:
 
 
 def _float(value: str, tag: str) -> float:
+    from lorakiln.merge.files import check_weight
+
     try:
-        return float(value)
+        return check_weight(f"prompt tag {tag}", float(value))
     except ValueError:
         raise KilnError(f"prompt tag {tag}: {value!r} is not a number") from None
 

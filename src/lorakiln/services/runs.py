@@ -39,8 +39,9 @@ class Checkpoint:
 
 
 def _hash(path: Path) -> str:
+    """The tensors' own hash: a stored sshs_model_hash survives metadata edits of another file."""
     try:
-        return read_metadata(path).get("sshs_model_hash") or tensor_hash(path)
+        return tensor_hash(path)
     except KilnError:
         return path.name
 
