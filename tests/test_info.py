@@ -102,3 +102,17 @@ def test_architecture_from_tensors_beats_metadata(tmp_path, cli):
                {"ss_base_model_version": "sdxl_base_v1-0"})
     d = json.loads(cli("info", p, "--json")[1])
     assert d["architecture"] == {"detected": "sd15", "from_tensors": "sd15", "from_metadata": "sdxl"}
+
+
+def test_a_stored_hash_that_does_not_match_the_tensors_is_flagged(tmp_path, cli):
+    """Tensors changed after writing, metadata (and its sshs_model_hash) kept: info says so."""
+    from safetensors.torch import save_file
+
+    p = tmp_path / "a.safetensors"
+    write_lora(p, lora_sd(0, 4, 2.0), {"ss_network_dim": "4"})
+    tensors, meta = read_lora(p)
+    save_file({k: torch.zeros_like(v) for k, v in tensors.items()}, str(p), metadata=meta)
+    code, out = cli("info", p)
+    assert code == 0 and "does not match the tensors" in out
+    code, out = cli("info", p, "--json")
+    assert json.loads(out)["hashes"]["sshs_matches_file"] is False

@@ -197,6 +197,9 @@ def _print_info(d: dict) -> None:
     out.print(f"[bold]{d['file']['name']}[/]  {d['file']['bytes']:,} bytes  architecture: [bold]{a['detected']}[/]")
     out.print(f"  AutoV3 (A1111 LoRA hash): {h['autov3']}   AutoV2: {h['autov2']}   sshs_model_hash: "
               f"{(h['sshs_model_hash'] or '-')[:12]}   legacy: {h['sshs_legacy_hash'] or '-'}")
+    if h["sshs_matches_file"] is False:
+        out.print("  [yellow]the stored sshs_model_hash does not match the tensors: the file was changed after "
+                  "it was written; A1111 and Civitai lookups that trust the stored hash name the old model[/]")
     net = d["network"]
     out.print(f"  network: {net['module'] or '-'}  dim {net['dim'] or '-'}  alpha {net['alpha'] or '-'}  args {net['args'] or '-'}")
     out.print(f"  modules: {m['total']}  by part {m['by_part']}  by algorithm {m['by_algo']}  k×k convs {m['conv_kxk']}"

@@ -23,6 +23,7 @@ from lorakiln.formats.lora_file import (
     nonfinite,
     edit_metadata,
     read_lora,
+    sshs_hashes,
     read_metadata,
     tensor_hash,
     write_lora,
@@ -340,7 +341,7 @@ def info(path: Path, top: int = 20) -> dict[str, Any]:
     desc["file"] = {"name": path.name, "bytes": path.stat().st_size}
     desc["hashes"] = {"autov3": v3[:12], "tensor_sha256": v3, "autov2": autov2(path),
                       "sshs_model_hash": stored, "sshs_legacy_hash": meta.get("sshs_legacy_hash"),
-                      "sshs_matches_file": None if stored is None else stored == v3}
+                      "sshs_matches_file": None if stored is None else stored in (v3, sshs_hashes(tensors, meta)[0])}
     return desc
 
 
