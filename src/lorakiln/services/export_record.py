@@ -53,6 +53,16 @@ class DatasetProblem:
     message: str
 
 
+def interrupted(folder: Path) -> DatasetProblem | None:
+    """An error when `folder` holds an export record that says the export into it was interrupted
+    (a --data folder, inside a project or not: the same check as the project's own dataset/)."""
+    record = read_record(folder)
+    if record is not None and record.get("state") == "writing":
+        return DatasetProblem("error", f"{folder}: an export into it was interrupted, so it holds part of the "
+                                       f"dataset; {FIX} to finish it")
+    return None
+
+
 def dataset_problem(project) -> DatasetProblem | None:
     """Why the project's dataset/ is not what `kiln export` would write now; None when it is (or
     when the project has no kept images, so dataset/ is the user's own folder)."""
@@ -60,9 +70,8 @@ def dataset_problem(project) -> DatasetProblem | None:
 
     where = project.dataset_dir
     record = read_record(where)
-    if record is not None and record.get("state") == "writing":
-        return DatasetProblem("error", f"{where}: an export into it was interrupted, so it holds part of the "
-                                       f"dataset; {FIX} to finish it")
+    if (partial := interrupted(where)) is not None:
+        return partial
     if not any(True for _ in project.manifest().kept()):
         return None
     plan = _plan(project, project.resolve("export"), ExportResult())

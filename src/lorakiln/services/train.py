@@ -100,6 +100,8 @@ def request_from_project(project, cli: Mapping[str, Any] | None = None, base_con
         from lorakiln.services.export_record import dataset_problem
 
         problem = dataset_problem(project)
+    else:
+        problem = _data_dirs_problem(cfg)
     return TrainRequest(
         cfg=cfg, name=project.info.name, trigger=list(project.info.trigger), base=cfg.base or _rooted_path(
             project.info.base, project.root),
@@ -107,6 +109,16 @@ def request_from_project(project, cli: Mapping[str, Any] | None = None, base_con
         caption_keep_tokens=getattr(caption, "keep_tokens", 0) or 0,
         export_caption_extension=getattr(export, "caption_extension", None), config_source=str(project.config_path),
         dataset_problem=problem)
+
+
+def _data_dirs_problem(cfg: TrainConfig):
+    """A --data / --reg-data folder that an interrupted `kiln export` left partial is refused."""
+    from lorakiln.services.export_record import interrupted
+
+    for d in (cfg.data.train_data_dir, cfg.data.reg_data_dir):
+        if d and (problem := interrupted(Path(d).expanduser())) is not None:
+            return problem
+    return None
 
 
 def request_from_folder(cli: Mapping[str, Any], where: Path) -> TrainRequest:
@@ -123,7 +135,8 @@ def request_from_folder(cli: Mapping[str, Any], where: Path) -> TrainRequest:
         raise KilnError(f"no lorakiln project in {where}: pass --data DIR (or --dataset-config FILE) and --base MODEL "
                         "to train on a folder, or run `kiln init NAME --trigger WORD`")
     return TrainRequest(cfg=cfg, name=cfg.output_name or Path(data).stem, trigger=[], base=cfg.base,
-                        runs_dir=where / "runs", cache_dir=where / "cache", config_source="command line")
+                        runs_dir=where / "runs", cache_dir=where / "cache", config_source="command line",
+                        dataset_problem=_data_dirs_problem(cfg))
 
 
 # -- planning -------------------------------------------------------------------------------------
