@@ -68,3 +68,28 @@ def test_kiln_command_stops_on_a_misspelled_variable(project, cli, monkeypatch):
     monkeypatch.setenv("KILN_DEDUP__THRESHOLD", "3")
     code, out = cli("config", "show", "plan", cwd=project.root)
     assert code == 1 and "KILN_DEDUP__THRESHOLD" in out
+
+
+@pytest.mark.parametrize("var, suggestion", [
+    ("KILN_DANBORU_API_KEY", "KILN_DANBOORU_API_KEY"),  # a site name one letter short: the key was dropped
+    ("KILN_DANBORU_LOGIN", "KILN_DANBOORU_LOGIN"),
+    ("KILN_GELBORU_API_KEY", "KILN_GELBOORU_API_KEY"),
+    ("KILN_GELBOORUU_USER_ID", "KILN_GELBOORU_USER_ID"),
+    ("KILN_E62_USERNAME", "KILN_E621_USERNAME"),
+    ("KILN_CONFIGDIR", "KILN_CONFIG_DIR"),  # close to one of kiln's other variables
+    ("KILN_CACHE_DIRS", "KILN_CACHE_DIR"),
+])
+def test_misspelled_site_of_a_credential_is_an_error(var, suggestion):
+    with pytest.raises(ConfigError, match=rf"environment variable {var}: .*did you mean {suggestion}\?"):
+        _dedupe({var: "x"})
+
+
+@pytest.mark.parametrize("var", ["KILN_PROJECT", "KILN_", "KILN_PIXIV_API_KEY", "KILN_HOME", "KILN_LOG_LEVEL"])
+def test_names_far_from_kilns_pass(var):
+    assert misspelled(var, sections()) is None
+
+
+def test_fetch_settings_stop_on_a_misspelled_credential(project, cli, monkeypatch):
+    monkeypatch.setenv("KILN_DANBORU_API_KEY", "x")
+    code, out = cli("config", "show", "fetch", cwd=project.root)
+    assert code == 1 and "KILN_DANBOORU_API_KEY" in out

@@ -7,9 +7,13 @@ Three kinds of variables:
 - the few others in OTHER_VARIABLES.
 
 A misspelled key inside a known section is already an error (the section model forbids unknown
-keys), so a variable that is plainly meant for kiln but names no section, or a credential field
-that does not exist, is an error too, with a "did you mean". A KILN_ name that looks like none
-of these is left alone: other programs are called kiln too.
+keys), so a variable that is plainly meant for kiln is an error too, with a "did you mean":
+one that names no section, a known section followed by one underscore where two belong, a
+credential field that does not exist, a real credential field after a site name close to a
+known one (a key otherwise dropped, the fetch run anonymously), and a name close to one of
+OTHER_VARIABLES. (No misspelled name is written out here: a test checks every KILN_ name in the
+code.) A KILN_ name that looks like none of these, such as KILN_PROJECT, or the API key of a
+site kiln does not know, is left alone: other programs are called kiln too.
 """
 
 from __future__ import annotations
@@ -64,6 +68,9 @@ def misspelled(var: str, sections: Iterable[str]) -> str | None:
             hint = f" (did you mean {PREFIX}{start}{close[0]}?)" if close else ""
             return (f"not a credential kiln reads{hint}; [{table}] credentials are "
                     f"{', '.join(PREFIX + start + f for f in fields)}")
+    why = _credential_of_unknown_site(rest) or _close_to_other(var, sep)
+    if why:
+        return why
     for name in names:
         if rest.startswith(f"{name}_") and len(rest) > len(name) + 1:
             return (f"not read by kiln (did you mean {PREFIX}{name}__{rest[len(name) + 1:].lstrip('_')}?); "
@@ -73,6 +80,32 @@ def misspelled(var: str, sections: Iterable[str]) -> str | None:
         hint = f" (did you mean {PREFIX}{close[0]}__{tail}?)" if close else ""
         return (f"no section [{head.lower()}]{hint}; settings are KILN_<SECTION>__<KEY>, sections: "
                 f"{', '.join(s.lower() for s in names)}")
+    return None
+
+
+def _credential_of_unknown_site(rest: str) -> str | None:
+    """`<SITE>_<FIELD>` with a real credential field after a site name close to a known one."""
+    for field in sorted(CREDENTIAL_FIELDS, key=len, reverse=True):  # API_KEY before KEY-like tails
+        end = f"_{field.upper()}"
+        site = rest[:-len(end)] if rest.endswith(end) else ""
+        if not site or "__" in site:
+            continue
+        tables = [t.upper() for t in CREDENTIAL_TABLES]
+        close = difflib.get_close_matches(site, tables, n=1, cutoff=0.6)
+        if close:
+            return (f"no site {site.lower()!r} (did you mean {PREFIX}{close[0]}{end}?); kiln reads credentials "
+                    f"for {', '.join(t.lower() for t in tables)}, as KILN_<SITE>_<FIELD>")
+        return None
+    return None
+
+
+def _close_to_other(var: str, sep: str) -> str | None:
+    """A name close to one of kiln's fixed variables (a missing or extra letter or underscore)."""
+    if sep:
+        return None
+    close = difflib.get_close_matches(var, list(OTHER_VARIABLES), n=1, cutoff=0.85)
+    if close:
+        return f"not read by kiln (did you mean {close[0]}?)"
     return None
 
 
