@@ -49,6 +49,8 @@ def run_dedupe(project: Project, cfg: DedupeConfig, progress: Progress, *, force
                dry_run: bool = False, filter_cfg=None, save_hashes: bool = True) -> DedupeReport:
     """Group and drop duplicates; a dry run drops nothing and saves only the hashes it computed
     (and not those either with `save_hashes=False`: another command is writing the project)."""
+    # the filters pick the copy to keep: their settings are read (a bad one reported) before any work
+    settings = (filter_cfg or project.resolve("filter"), project.resolve("tag"))
     m = project.manifest()
     report = DedupeReport()
     back = restorable(m, everything=force)
@@ -64,7 +66,7 @@ def run_dedupe(project: Project, cfg: DedupeConfig, progress: Progress, *, force
         pool = [r for r in pool if r.status != Status.error]  # hashing may have found broken files
         cands = [Candidate.of(r, r.phash if r.extra.get(KIND_KEY) == kind else None) for r in pool]
         groups = find_groups(cands, cfg)
-        cands = _with_verdicts(project, pool, cands, groups, progress, saver, report, filter_cfg)
+        cands = _with_verdicts(project, pool, cands, groups, progress, saver, report, settings)
         keep = [i for i, r in enumerate(pool) if r.status != Status.error]  # judging decodes too
         if len(keep) < len(pool):
             pool, cands = [pool[i] for i in keep], [cands[i] for i in keep]
@@ -83,15 +85,14 @@ def run_dedupe(project: Project, cfg: DedupeConfig, progress: Progress, *, force
 
 
 def _with_verdicts(project: Project, pool: list[ImageRecord], cands: list[Candidate], groups: list[list[int]],
-                   progress: Progress, saver: ManifestSaver, report: DedupeReport, filter_cfg) -> list[Candidate]:
+                   progress: Progress, saver: ManifestSaver, report: DedupeReport, settings) -> list[Candidate]:
     """Candidates of duplicate groups with what the filters will say of them, to keep one that stays."""
     from lorakiln.services.filter import judge
 
     members = [pool[i] for g in groups for i in g]
     if not members:
         return cands
-    filter_cfg = filter_cfg or project.resolve("filter")
-    verdicts = judge(project, members, filter_cfg, project.resolve("tag"), progress, saver, report)
+    verdicts = judge(project, members, *settings, progress, saver, report)
     out = list(cands)
     for g in groups:
         for i in g:
