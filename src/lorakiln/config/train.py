@@ -89,6 +89,14 @@ class OptimizerConfig(SectionModel):
         "the higher of this and lr_scheduler_min_lr_ratio applies, never above a group's own LR."))
     max_grad_norm: float = Field(1.0, ge=0, description="Clip gradients to this norm (0 = no clipping).")
 
+    @field_validator("optimizer_args")
+    @classmethod
+    def _args_parse(cls, v):
+        from lorakiln.config.optimizer_args import parse_optimizer_args
+
+        parse_optimizer_args(v)  # a malformed value is an error here, naming the file and key
+        return v
+
     @field_validator("text_encoder_lr")
     @classmethod
     def _te_lr_range(cls, v):

@@ -260,6 +260,17 @@ def _effective(cfg: TrainConfig, family, specs: list[DatasetSpec], warnings: lis
     return cfg
 
 
+def _check_optimizer(cfg: TrainConfig, warnings: list[str]) -> None:
+    """Unknown optimizer argument names and values the optimizer rejects fail in the plan (so in
+    --dry-run), not after the model loads and the latents are cached."""
+    from lorakiln.train.optim import check_optimizer, parse_optimizer_args
+
+    opt = cfg.optimizer
+    note = check_optimizer(opt.optimizer, opt.learning_rate, parse_optimizer_args(opt.optimizer_args))
+    if note:
+        warnings.append(note)
+
+
 def plan_training(req: TrainRequest) -> TrainPlan:
     family = pick_family(req.base, req.cfg.allow_pickle)
     notes: list[str] = []
@@ -270,6 +281,7 @@ def plan_training(req: TrainRequest) -> TrainPlan:
         warnings.append(req.dataset_problem.message)
     specs = dataset_specs(req, notes)
     cfg = _effective(req.cfg, family, specs, warnings)
+    _check_optimizer(cfg, warnings)
     datasets, infos = [], []
     for spec in specs:
         bspec = resolve_spec(spec.buckets, family.default_resolution, family.arch, req.config_source)

@@ -7,14 +7,14 @@ the registry; an unknown name may be a dotted class path (kohya's `--optimizer_t
 
 from __future__ import annotations
 
-import ast
 import importlib
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import torch
 
+from lorakiln.config.optimizer_args import BadOptimizerArgs
+from lorakiln.config.optimizer_args import parse_optimizer_args as _parse
 from lorakiln.core.errors import KilnError
 from lorakiln.core.registry import Registry
 
@@ -42,7 +42,7 @@ def _import(module: str, name: str, package: str, optimizer: str):
     try:
         return getattr(importlib.import_module(module), name)
     except ImportError:
-        raise KilnError(f"optimizer {optimizer} needs the `{package}` package: pip install {package}") from None
+        raise MissingPackage(f"optimizer {optimizer} needs the `{package}` package: pip install {package}") from None
 
 
 def _adamw8bit(params, **kw):
@@ -100,44 +100,12 @@ def find_optimizer(name: str) -> OptimizerSpec:
     return OPTIMIZERS.get(name)  # raises with the list of known names
 
 
-_KEY = re.compile(r"(?:^|[\s,;]+)([A-Za-z_][A-Za-z0-9_]*)\s*=")
-
-
-def _value(text: str) -> Any:
-    text = text.strip().strip(",; ").strip()
-    if "," in text and not text.startswith(("[", "(")):
-        text = f"[{text}]"
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    try:
-        v = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text.strip("'\"")
-    return tuple(v) if isinstance(v, list) else v
-
-
 def parse_optimizer_args(args: str | list[str] | dict | None) -> dict[str, Any]:
-    """kohya's forms: "weight_decay=0.1 betas=0.9,0.99", "weight_decay=0.1, betas=[0.9,0.99]",
-    a list of "k=v" strings, or a dict. Lists become tuples (what torch optimizers expect)."""
-    if not args:
-        return {}
-    if isinstance(args, dict):
-        return {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
-    if isinstance(args, (list, tuple)):
-        out: dict[str, Any] = {}
-        for a in args:
-            out.update(parse_optimizer_args(str(a)))
-        return out
-    matches = list(_KEY.finditer(args))
-    if not matches or args[: matches[0].start()].strip(" ,;"):
-        raise KilnError(f"optimizer_args {args!r}: expected key=value pairs such as 'weight_decay=0.1 betas=0.9,0.99'")
-    out = {}
-    for m, nxt in zip(matches, [*matches[1:], None]):
-        out[m.group(1)] = _value(args[m.end(): nxt.start() if nxt else len(args)])
-    return out
+    """kohya's forms (config/optimizer_args.py); a malformed value is a KilnError naming the key."""
+    try:
+        return _parse(args)
+    except BadOptimizerArgs as e:
+        raise KilnError(str(e)) from None
 
 
 def build_optimizer(name: str, param_groups: Iterable[dict], lr: float, args: dict[str, Any]) -> torch.optim.Optimizer:
@@ -151,8 +119,31 @@ def build_optimizer(name: str, param_groups: Iterable[dict], lr: float, args: di
                         f"(got {lrs}); set unet_lr and text_encoder_lr to the same value (e.g. 1.0) or unset them")
     try:
         return spec.factory(param_groups, lr=lr, **kwargs)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise KilnError(f"optimizer {spec.name}: bad optimizer_args {args}: {e}") from None
+
+
+class MissingPackage(KilnError):
+    """The optimizer's package is not installed here (a dry run says so, training stops)."""
+
+
+def check_optimizer(name: str, lr: float, args: dict[str, Any]) -> str | None:
+    """Build the optimizer on a dummy parameter and take one step, so unknown argument names and
+    bad values fail before any model loads; returns a note when it cannot be checked here."""
+    spec = find_optimizer(name)
+    if spec.needs_cuda and not torch.cuda.is_available():
+        return f"optimizer {spec.name} needs CUDA: its optimizer_args are checked when training starts"
+    p = torch.nn.Parameter(torch.zeros(4))
+    try:
+        opt = build_optimizer(name, [{"params": [p], "lr": lr}], lr, args)
+    except MissingPackage as e:
+        return str(e)
+    p.grad = torch.full_like(p, 0.1)
+    try:
+        opt.step()
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise KilnError(f"optimizer {spec.name}: bad optimizer_args {args}: {e}") from None
+    return None
 
 
 def describe(name: str, args: dict[str, Any]) -> str:
