@@ -66,6 +66,22 @@ def _report_render(rep) -> None:
         console.print(f"[red]failed:[/] {escape(name)}: {escape(reason)}")
 
 
+def _option(name: str, text: str, parse):
+    """`parse(text)`, or an error naming the option and its value."""
+    from lorakiln.core.errors import KilnError
+
+    try:
+        return parse(text)
+    except KilnError as e:
+        raise KilnError(f"bad {name} {text!r}: {str(e).removeprefix(repr(text) + ': ')}") from None
+
+
+def _seeds(text: str) -> list[int]:
+    from lorakiln.evaluate.prompts import in_range, int_values
+
+    return in_range(int_values(text), 0, 2**64 - 1, "seed")
+
+
 def sample(
     prompt: Annotated[Optional[list[str]], typer.Argument(
         help="Prompt(s); A1111 <lora:NAME:w> and (emphasis:1.2) work.")] = None,
@@ -82,9 +98,9 @@ def sample(
     force: Force = False, project: ProjectOpt = None,
 ) -> None:
     """Generate pictures from a base model plus LoRA(s), saved with A1111 `parameters` metadata."""
-    from lorakiln.evaluate.prompts import int_values
     from lorakiln.services.sample import PromptItem, find_project, resolve_config, run_sample
 
+    seeds = _option("--seed", seed, _seeds) if seed is not None else None
     proj = find_project(project_path(project))
     conf = resolve_config(proj, _cli(base=base, sampler=sampler, steps=steps, cfg=cfg, width=width, height=height,
                                      clip_skip=clip_skip))
@@ -100,7 +116,7 @@ def sample(
     loras = _loras(lora)
     session = _session(proj, conf, loras, lora_dir)
     where = out_dir or ((proj.root if proj else Path.cwd()) / "samples")
-    res = run_sample(session, items, seeds=int_values(seed) if seed else None, negative=negative, loras=loras,
+    res = run_sample(session, items, seeds=seeds, negative=negative, loras=loras,
                      out_dir=where, progress=RichProgress(), force=force)
     _report_render(res.report)
     for f in res.files:
@@ -165,13 +181,15 @@ def evaluate(
     """Measure every checkpoint x weight against the base model (fidelity, flexibility, leakage, bleed); pick one."""
     from lorakiln.cli.common import open_project
     from lorakiln.evaluate.prompts import float_values, int_values
-    from lorakiln.services.evaluate import run_eval
+    from lorakiln.services.evaluate import checkpoint_choice, run_eval
     from lorakiln.services.sample import resolve_config
 
     proj = open_project(project)
+    if checkpoints is not None:
+        _option("--checkpoints", checkpoints, checkpoint_choice)
     flags = _cli(base=base, sampler=sampler, steps=steps, cfg=cfg, width=width, height=height, checkpoints=checkpoints,
-                 weights=float_values(weights) if weights else None)
-    flags["probes"] = _cli(probe_set=probes, seeds=int_values(seeds) if seeds else None)
+                 weights=_option("--weights", weights, float_values) if weights is not None else None)
+    flags["probes"] = _cli(probe_set=probes, seeds=_option("--seeds", seeds, int_values) if seeds is not None else None)
     flags["models"] = _cli(embedder=embedder, ccip_local=str(ccip.resolve()) if ccip else None, tagger=tagger)
     res = run_eval(proj, run, resolve_config(proj, flags), RichProgress(), force=force)
     if as_json:

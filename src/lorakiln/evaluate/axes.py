@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 from lorakiln.core.errors import KilnError
 from lorakiln.core.registry import Registry
-from lorakiln.evaluate.prompts import float_values, int_values, prompt_sr, split_values
+from lorakiln.evaluate.prompts import float_values, in_range, int_values, prompt_sr, split_values
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,21 @@ def _checkpoints(text: str, ctx: AxisContext) -> list[str]:
     t = text.strip().lower()
     if t == "all":
         return labels
-    if t.startswith("last"):
-        n = t[4:].lstrip(":").strip()
-        return labels[-int(n):] if n.isdigit() and int(n) > 0 else labels[-1:]
+    n = last_count(text)
+    if n is not None:
+        return labels[-n:]
     return [_match_checkpoint(v, avail) for v in split_values(text)]
+
+
+def last_count(text: str) -> int | None:
+    """N for `last` (1) or `last:N` (N >= 1); None for any other text; an error for a bad N."""
+    t = text.strip().lower()
+    if not t.startswith("last"):
+        return None
+    n = t[4:].strip().removeprefix(":").strip() or "1"
+    if not n.isdigit() or int(n) < 1:
+        raise KilnError(f"{text.strip()!r}: write last or last:N with N a whole number from 1")
+    return int(n)
 
 
 def _match_checkpoint(value: str, avail: dict[str, str]) -> str:
@@ -118,16 +129,17 @@ def _apply_sr(cell: Cell, value: str, ctx: AxisContext) -> Cell:
 AXES.register("checkpoint", AxisKind(
     _checkpoints, lambda c, v, ctx: replace(c, checkpoint=(ctx.checkpoints or {})[v]), lambda v, ctx: v,
     "checkpoints of the run: all, last, last:N, epoch numbers or file names"))
+# each number's range, as the [eval] settings give it (config/eval.py); seeds as torch takes them
 AXES.register("weight", AxisKind(
-    lambda t, ctx: float_values(t), lambda c, v, ctx: replace(c, weight=float(v)), lambda v, ctx: f"weight {v:g}",
+    lambda t, ctx: in_range(float_values(t), -10, 10, "weight"), lambda c, v, ctx: replace(c, weight=float(v)), lambda v, ctx: f"weight {v:g}",
     "weight of the main LoRA (the run's checkpoint or the first --lora)"))
 AXES.register("prompt", AxisKind(_sr, _apply_sr, lambda v, ctx: str(v) if v else '""',
                                  "Prompt S/R: the first value is searched for, each value replaces it"))
-AXES.register("seed", AxisKind(lambda t, ctx: int_values(t), lambda c, v, ctx: replace(c, seed=int(v)),
+AXES.register("seed", AxisKind(lambda t, ctx: in_range(int_values(t), 0, 2**64 - 1, "seed"), lambda c, v, ctx: replace(c, seed=int(v)),
                                lambda v, ctx: f"seed {v}"))
-AXES.register("cfg", AxisKind(lambda t, ctx: float_values(t), lambda c, v, ctx: replace(c, cfg=float(v)),
+AXES.register("cfg", AxisKind(lambda t, ctx: in_range(float_values(t), 0, 100, "CFG"), lambda c, v, ctx: replace(c, cfg=float(v)),
                               lambda v, ctx: f"CFG {v:g}"))
-AXES.register("steps", AxisKind(lambda t, ctx: int_values(t), lambda c, v, ctx: replace(c, steps=int(v)),
+AXES.register("steps", AxisKind(lambda t, ctx: in_range(int_values(t), 1, 1000, "steps"), lambda c, v, ctx: replace(c, steps=int(v)),
                                 lambda v, ctx: f"{v} steps"))
 AXES.register("sampler", AxisKind(_sampler, lambda c, v, ctx: replace(c, sampler=v), _sampler_label))
 ALIASES = {"epoch": "checkpoint", "epochs": "checkpoint", "checkpoints": "checkpoint", "weights": "weight",
@@ -142,7 +154,10 @@ def parse_axis(spec: str, ctx: AxisContext) -> tuple[Axis, AxisContext]:
     kind = ALIASES.get(kind.lower(), kind.lower())
     ax = AXES.get(kind)
     own = AxisContext(ctx.checkpoints, None)
-    values = ax.parse(text, own)
+    try:
+        values = ax.parse(text, own)
+    except KilnError as e:
+        raise KilnError(f"bad axis {spec!r}: {str(e).removeprefix(repr(text) + ': ')}") from None
     if not values:
         raise KilnError(f"axis {spec!r} has no values")
     return Axis(kind, values, [ax.label(v, own) for v in values]), own

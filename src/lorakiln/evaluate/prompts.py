@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from dataclasses import dataclass
 
@@ -92,10 +93,27 @@ def prompt_sr(prompt: str, negative: str, search: str, replace: str) -> tuple[st
 
 # -- axis value lists ---------------------------------------------------------------------
 
+MAX_VALUES = 1000  # values one list or range may give (a typo like 1-1000000000 would fill the memory)
+
+
 def split_values(text: str) -> list[str]:
-    """Comma-separated values; double quotes keep commas inside a value."""
+    """Comma-separated values; double quotes keep commas inside a value. An empty item (two
+    commas in a row, or one at an end) is an error, not skipped: `0.6,,1` is likely a lost value."""
     rows = list(csv.reader(io.StringIO(text), skipinitialspace=True))
-    return [v.strip() for row in rows for v in row if v.strip()]
+    items = [v.strip() for row in rows for v in row]
+    if not any(items):
+        raise KilnError(f"{text!r}: no values")
+    if not all(items):
+        raise KilnError(f"{text!r}: an empty item (two commas in a row, or one at an end)")
+    return items
+
+
+def in_range(values: list, lo, hi, what: str) -> list:
+    """`values` when each is within [lo, hi], else an error naming the first that is not."""
+    for v in values:
+        if not lo <= v <= hi:
+            raise KilnError(f"{what} {v:g} is out of range ({lo:g} to {hi:g})")
+    return values
 
 
 _INT_RANGE = re.compile(r"^\s*([+-]?\d+)\s*-\s*([+-]?\d+)\s*(?:\(\s*([+-]?\d+)\s*\)|\[\s*(\d+)\s*\])?\s*$")
@@ -113,14 +131,16 @@ def _expand(value: str, pattern: re.Pattern, kind) -> list:
     start, end = kind(m.group(1)), kind(m.group(2))
     if m.group(4):  # [count]: evenly spaced, ends included
         n = int(m.group(4))
-        if n < 1:
-            raise KilnError(f"axis range {value!r}: the count must be at least 1")
+        if not 1 <= n <= MAX_VALUES:
+            raise KilnError(f"axis range {value!r}: the count must be 1 to {MAX_VALUES}")
         if n == 1:
             return [start]
         return [kind(start + (end - start) * i / (n - 1)) for i in range(n)]
     step = kind(m.group(3)) if m.group(3) else kind(1 if end >= start else -1)
     if step == 0 or (end - start) * step < 0:
         raise KilnError(f"axis range {value!r}: the step {step} never reaches {end}")
+    if abs(end - start) / abs(step) >= MAX_VALUES:
+        raise KilnError(f"axis range {value!r} gives more than {MAX_VALUES} values")
     out, x, i = [], start, 0
     while (step > 0 and x <= end + 1e-9) or (step < 0 and x >= end - 1e-9):
         out.append(round(x, 10) if kind is float else x)
@@ -130,11 +150,21 @@ def _expand(value: str, pattern: re.Pattern, kind) -> list:
 
 
 def int_values(text: str) -> list[int]:
-    return [v for item in split_values(text) for v in _expand(item, _INT_RANGE, int)]
+    return _at_most(text, [v for item in split_values(text) for v in _expand(item, _INT_RANGE, int)])
 
 
 def float_values(text: str) -> list[float]:
-    return [v for item in split_values(text) for v in _expand(item, _FLOAT_RANGE, float)]
+    out = _at_most(text, [v for item in split_values(text) for v in _expand(item, _FLOAT_RANGE, float)])
+    bad = next((v for v in out if not math.isfinite(v)), None)
+    if bad is not None:
+        raise KilnError(f"axis value {bad} is not a finite number")
+    return out
+
+
+def _at_most(text: str, values: list) -> list:
+    if len(values) > MAX_VALUES:
+        raise KilnError(f"{text!r} gives {len(values)} values; at most {MAX_VALUES}")
+    return values
 
 
 # -- emphasis ---------------------------------------------------------------------------------

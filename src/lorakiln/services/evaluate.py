@@ -80,16 +80,36 @@ class EvalOutcome:
 
 # -- choosing what to evaluate ------------------------------------------------------------------
 
+def checkpoint_choice(spec: str) -> int | set[int] | None:
+    """None for all, N for last or last:N, else the set of epoch numbers; an error naming a bad
+    spec (last:0, an empty item, a word that is no epoch number)."""
+    from lorakiln.evaluate.axes import last_count
+    from lorakiln.evaluate.prompts import split_values
+
+    if spec.strip().lower() == "all":
+        return None
+    n = last_count(spec)
+    if n is not None:
+        return n
+    items = split_values(spec)
+    bad = next((x for x in items if not x.isdigit()), None)
+    if bad is not None:
+        raise KilnError(f"{spec!r}: {bad!r} is not an epoch number; write all, last, last:N or epochs such as 2,4,6")
+    return {int(x) for x in items}
+
+
 def select_checkpoints(found: list[Checkpoint], spec: str, max_n: int) -> list[Checkpoint]:
     """all (evenly spread to at most max_n, the last kept), last, last:N, or epoch numbers."""
     if not found:
         raise KilnError("the run has no LoRA files yet")
-    s = spec.strip().lower()
-    if s.startswith("last"):
-        n = s[4:].lstrip(":").strip()
-        return found[-(int(n) if n.isdigit() and int(n) > 0 else 1):]
-    if s != "all":
-        wanted = {int(x) for x in s.replace(" ", "").split(",") if x.isdigit()}
+    try:
+        choice = checkpoint_choice(spec)
+    except KilnError as e:
+        raise KilnError(f"[eval] checkpoints {e}") from None
+    if isinstance(choice, int):
+        return found[-choice:]
+    if choice is not None:
+        wanted = choice
         pick = [c for c in found if c.epoch in wanted and c.kind != "step"]
         if not pick:
             raise KilnError(f"[eval] checkpoints {spec!r}: none of those epochs is in the run "
