@@ -159,6 +159,8 @@ def train(
     else:
         req = svc.request_from_project(proj, cli)
     plan = svc.plan_training(req)
+    if run is not None and (changes := svc.resume_changes(proj, run, plan, cli)):
+        plan.warnings.insert(0, changes)  # said before training, and kept in the run's events
     if dry_run:
         import tomlkit
 

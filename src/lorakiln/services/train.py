@@ -402,6 +402,43 @@ def resume_point(run: RunDir) -> str:
     return f"continuing run {run.id} ({was}) from its saved state{at}"
 
 
+def _flat(tree: Mapping, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, Mapping):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _shown(v: Any) -> str:
+    return "unset" if v is None else json.dumps(v, default=str)
+
+
+def resume_changes(project, run: RunDir, plan: TrainPlan, cli: Mapping[str, Any] | None = None) -> str | None:
+    """What differs between the run being continued (its own config, `plan`) and what a fresh
+    `kiln train` would use now: changed settings and a changed dataset. The run keeps its own
+    config; this only says so, with the way to a new run. None when nothing differs."""
+    parts = []
+    try:
+        fresh = plan_training(request_from_project(project, cli))
+    except KilnError as e:
+        fresh, parts = None, [f"a new run could not start with the current settings ({e})"]
+    if fresh is not None:
+        old, new = _flat(plan.config_doc()), _flat(fresh.config_doc())
+        changed = [f"{k.removeprefix('train.')} = {_shown(new.get(k))} (the run keeps {_shown(old.get(k))})"
+                   for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+        if changed:
+            parts.append(f"{Path(fresh.request.config_source).name} now has {', '.join(changed)}")
+    saved = (run.info().get("fingerprint") or {}).get("dataset")
+    if saved and saved != plan.dataset_hash():
+        parts.append("the dataset changed since the run started (images, captions or repeats)")
+    if not parts:
+        return None
+    return "; ".join(parts) + ": the run continues as it started; use `kiln train` for a new run"
+
+
 def _final(run: RunDir, plan: TrainPlan) -> Path | None:
     p = run.checkpoint(plan.output_name)
     return p if p.is_file() else None
