@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from lorakiln.cli.merge import MAX_RANK
+
 lora_app = typer.Typer(help="LoRA files and names: what training creates, in kohya's format.", no_args_is_help=True)
 
 
@@ -14,8 +16,8 @@ lora_app = typer.Typer(help="LoRA files and names: what training creates, in koh
 def keys(
     family: Annotated[str, typer.Option(help="Model family: sd15, sdxl (or tiny-sd15, tiny-sdxl).")] = "sdxl",
     algo: Annotated[str, typer.Option(help="Adapter: lora, locon, loha, lokr.")] = "lora",
-    conv_dim: Annotated[Optional[int], typer.Option(min=1, help="Rank for 3x3 convs (adds ResNet/sampler convs).")] = None,
-    dim: Annotated[int, typer.Option(min=1, help="Rank (only shown with --tensors).")] = 16,
+    conv_dim: Annotated[Optional[int], typer.Option(min=1, max=MAX_RANK, help="Rank for 3x3 convs (adds ResNet/sampler convs).")] = None,
+    dim: Annotated[int, typer.Option(min=1, max=MAX_RANK, help="Rank (only shown with --tensors).")] = 16,
     no_te: Annotated[bool, typer.Option("--no-te", help="U-Net only (no text-encoder modules).")] = False,
     tensors: Annotated[bool, typer.Option("--tensors", help="Print every tensor key with its shape.")] = False,
     count: Annotated[bool, typer.Option("--count", help="Print only the number of modules per part.")] = False,
@@ -47,7 +49,7 @@ def convert(
     output: Annotated[Path, typer.Argument(help="The file to write.")],
     target: Annotated[str, typer.Option("--target", help="The loader that must apply the file exactly: "
                                         "comfyui, a1111 (A1111 and Forge) or diffusers.")],
-    rank: Annotated[Optional[int], typer.Option(min=1, help="Cap the rank of rewritten modules (default: each module's "
+    rank: Annotated[Optional[int], typer.Option(min=1, max=MAX_RANK, help="Cap the rank of rewritten modules (default: each module's "
                                                 "exact rank; DoRA changes are usually full rank).")] = None,
     base: Annotated[Optional[Path], typer.Option(help="Base checkpoint (.safetensors) the LoRA was trained on: "
                                                  "needed when DoRA modules must be rewritten.")] = None,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from lorakiln.cli.common import ProjectOpt, RichProgress, console, out, project_path
@@ -19,6 +20,7 @@ DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help="Output precisi
                                                  "(default: that of the (first) input).")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Redo even if the output was made from the same inputs.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+MAX_RANK = 65536  # lorakiln.merge.combine.MAX_RANK, repeated so the CLI loads without torch
 ClampOpt = Annotated[Optional[float], typer.Option(
     "--clamp-quantile", help="Clamp the factors to this quantile of their magnitudes (kohya uses 0.99); off by default.")]
 
@@ -60,9 +62,9 @@ def merge(
     inputs: Annotated[list[str], typer.Argument(help="LoRA files with weights: a.safetensors:0.6 b.safetensors:0.4 "
                                                 "(weight 1 when omitted).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The file to write.")],
-    rank: Annotated[Optional[int], typer.Option(min=1, help="Rank of the result (SVD); default keeps every direction "
+    rank: Annotated[Optional[int], typer.Option(min=1, max=MAX_RANK, help="Rank of the result (SVD); default keeps every direction "
                                                 "(exact).")] = None,
-    conv_rank: Annotated[Optional[int], typer.Option(min=1, help="Rank for k×k conv modules (default: --rank).")] = None,
+    conv_rank: Annotated[Optional[int], typer.Option(min=1, max=MAX_RANK, help="Rank for k×k conv modules (default: --rank).")] = None,
     dynamic: Dynamic = None,
     concat: Annotated[bool, typer.Option("--concat", help="Concatenate ranks exactly (plain LoRA/LoCon only) "
                                          "instead of SVD.")] = False,
@@ -104,8 +106,8 @@ def _refuse_unused(mode: str, **given) -> None:
 
 def resize(
     lora: Annotated[Path, typer.Argument(help="The LoRA to resize.")],
-    rank: Annotated[Optional[int], typer.Option(min=1, help="New rank (with --dynamic: the cap).")] = None,
-    conv_rank: Annotated[Optional[int], typer.Option(min=1, help="New rank of k×k conv modules (default: --rank).")] = None,
+    rank: Annotated[Optional[int], typer.Option(min=1, max=MAX_RANK, help="New rank (with --dynamic: the cap).")] = None,
+    conv_rank: Annotated[Optional[int], typer.Option(min=1, max=MAX_RANK, help="New rank of k×k conv modules (default: --rank).")] = None,
     dynamic: Dynamic = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Default: NAME-rN.safetensors beside it.")] = None,
     base: Annotated[Optional[Path], typer.Option(help="Base checkpoint: needed for DoRA inputs.")] = None,
@@ -131,8 +133,8 @@ def resize(
 def extract(
     tuned: Annotated[Path, typer.Argument(help="The fine-tuned single-file checkpoint.")],
     base: Annotated[Path, typer.Argument(help="The checkpoint it was tuned from.")],
-    rank: Annotated[int, typer.Option(min=1, help="Rank of linear / 1×1 modules.")] = 32,
-    conv_rank: Annotated[Optional[int], typer.Option(min=1, help="Also extract k×k convs (LoCon) at this rank.")] = None,
+    rank: Annotated[int, typer.Option(min=1, max=MAX_RANK, help="Rank of linear / 1×1 modules.")] = 32,
+    conv_rank: Annotated[Optional[int], typer.Option(min=1, max=MAX_RANK, help="Also extract k×k convs (LoCon) at this rank.")] = None,
     min_diff: Annotated[float, typer.Option(help="Leave the text encoder out if no weight differs by more.")] = 0.01,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Default: TUNED-lora-rN.safetensors.")] = None,
     dtype: Annotated[str, typer.Option("--dtype", help="fp16, bf16 or fp32.")] = "fp16",
@@ -205,8 +207,13 @@ def _print_info(d: dict) -> None:
     out.print(f"  modules: {m['total']}  by part {m['by_part']}  by algorithm {m['by_algo']}  k×k convs {m['conv_kxk']}"
               f"  DoRA {m['dora']}")
     out.print(f"  ranks {m['ranks']}  alphas {m['alphas']}")
+    for key, why in d["unreadable"].items():
+        out.print(f"  [yellow]{key}: unreadable, {escape(why)}[/]", soft_wrap=True)
     if d["nonfinite"]["tensors"]:
         console.print(f"  [red]BROKEN: {d['nonfinite']['message']}[/]", soft_wrap=True)
+    if not m["total"]:
+        out.print("  [yellow]no LoRA modules: nothing to apply[/] (no kohya lora_unet_*/lora_te*_ keys lorakiln "
+                  "or any loader reads)", soft_wrap=True)
     for r in d["loaders"].values():
         state = "[green]exact[/]" if r["exact"] else f"[yellow]not exact[/] ({_loader_why(r)})"
         out.print(f"  {r['label']}: {state}", soft_wrap=True)

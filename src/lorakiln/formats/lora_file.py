@@ -26,6 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import save as st_save
 
 from lorakiln.core.atomic import write_bytes
+from lorakiln.formats.meta_json import decode
 from lorakiln.formats.safetensors_io import (
     FormatError,
     iter_data,
@@ -201,11 +202,10 @@ def check_metadata_edit(key: str, value: str | None) -> str | None:
         return f"the value of {key} holds control characters (only tab and newline are allowed)"
     if key in _JSON_VALUES:
         kind = _JSON_VALUES[key]
-        try:
-            ok = isinstance(json.loads(value), kind)
-        except json.JSONDecodeError:
-            ok = False
-        if not ok:
+        doc, why = decode(value)
+        if why and "nested" in why:
+            return f"the value of {key} {why}; tools decode it as JSON"
+        if not isinstance(doc, kind):
             return f"{key} must be a JSON {'object' if kind is dict else 'list'}: tools decode it as one"
     if key in _NUMBER_VALUES and value not in _NUMBER_VALUES[key]:
         try:

@@ -84,11 +84,18 @@ def _tensor_info(path: Path, name: str, entry) -> TensorInfo:
     return TensorInfo(dtype, shape, start, end)
 
 
+def check_file(path: Path) -> None:
+    """A FormatError unless `path` is an existing regular file (a folder is named as one)."""
+    if path.is_dir():
+        raise FormatError(path, "is a folder, not a file")
+    if not path.is_file():
+        raise FormatError(path, "no such file" if not path.exists() else "is not a regular file")
+
+
 def read_header(path: Path | str) -> Header:
     """Parse and check the header; raises FormatError for pickles, truncation and bad JSON."""
     path = Path(path)
-    if not path.is_file():
-        raise FormatError(path, "no such file")
+    check_file(path)
     size = path.stat().st_size
     with open(path, "rb") as fh:
         head = fh.read(8)
@@ -105,6 +112,10 @@ def read_header(path: Path | str) -> Header:
         obj = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FormatError(path, f"is not a safetensors file: its header is not JSON ({e.__class__.__name__})") from None
+    except RecursionError:
+        raise FormatError(path, "is not a safetensors file: its header's JSON is nested too deeply to read") from None
+    except ValueError as e:  # an integer beyond Python's digit limit
+        raise FormatError(path, f"is not a safetensors file: its header holds a value that cannot be read ({e})") from None
     if not isinstance(obj, dict):
         raise FormatError(path, "is not a safetensors file: its header is not a JSON object")
     meta = obj.pop("__metadata__", None) or {}

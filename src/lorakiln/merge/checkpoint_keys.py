@@ -23,7 +23,7 @@ from typing import Iterator
 
 from lorakiln.core.errors import KilnError
 from lorakiln.formats.keymap import CHECKPOINT_PREFIX, UNetLayout, clip_to_ldm, openclip_to_ldm, unet_to_ldm
-from lorakiln.formats.safetensors_io import Header
+from lorakiln.formats.safetensors_io import FormatError, Header
 
 UNET = CHECKPOINT_PREFIX["sd15"]["unet"]
 _ATTN_CHILDREN = ("proj_in", "proj_out")
@@ -53,12 +53,12 @@ def checkpoint_arch(keys) -> str:
     if any(k.startswith("cond_stage_model.transformer.") for k in keys):
         return "sd15"
     if any(k.startswith("cond_stage_model.model.") for k in keys):
-        raise KilnError("this is an SD2.x checkpoint (OpenCLIP text encoder); only SD1.5 and SDXL "
+        raise KilnError("is an SD2.x checkpoint (OpenCLIP text encoder); only SD1.5 and SDXL "
                         "single-file checkpoints are supported")
     if any(k.startswith(UNET) for k in keys):
-        raise KilnError("the checkpoint has a U-Net but no text encoder lorakiln recognises "
+        raise KilnError("has a U-Net but no text encoder lorakiln recognises "
                         "(cond_stage_model.transformer. or conditioner.embedders.)")
-    raise KilnError("not a single-file SD1.5/SDXL checkpoint (no model.diffusion_model. keys)")
+    raise KilnError("is not a single-file SD1.5/SDXL checkpoint (no model.diffusion_model. keys)")
 
 
 def layout_from_keys(keys) -> UNetLayout:
@@ -66,7 +66,7 @@ def layout_from_keys(keys) -> UNetLayout:
     keys = set(keys)
     inputs = {int(k[len(UNET):].split(".")[1]) for k in keys if k.startswith(UNET + "input_blocks.")}
     if not inputs:
-        raise KilnError("the checkpoint has no model.diffusion_model.input_blocks")
+        raise KilnError("is a checkpoint with no model.diffusion_model.input_blocks")
     ops = sorted(i for i in inputs if f"{UNET}input_blocks.{i}.0.op.weight" in keys)
     n = ops[0] if ops else max(inputs)  # input_blocks per level + its downsampler
     levels = (max(inputs) + 1) // n
@@ -179,7 +179,17 @@ def _openclip_targets(prefix: str, header: Header) -> Iterator[Target]:
 
 
 def checkpoint_targets(header: Header) -> tuple[str, dict[str, Target]]:
-    """(arch, kohya module name -> Target) for every LoRA-able weight of the checkpoint."""
+    """(arch, kohya module name -> Target) for every LoRA-able weight of the checkpoint; a file
+    that is not a checkpoint lorakiln reads is a FormatError naming it."""
+    try:
+        return _targets(header)
+    except FormatError:
+        raise
+    except KilnError as e:
+        raise FormatError(header.path, f"{e}") from None
+
+
+def _targets(header: Header) -> tuple[str, dict[str, Target]]:
     arch = checkpoint_arch(header.tensors)
     out = {t.name: t for t in _unet_targets(arch, header)}
     te = CHECKPOINT_PREFIX[arch]["te"]

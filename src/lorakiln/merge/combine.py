@@ -61,13 +61,17 @@ class RankPolicy:
         return available if cap is None else min(cap, available)
 
 
+MAX_RANK = 65536  # wider than any layer of SD1.5/SDXL (their widest is 10240); beyond is a typo
+
+
 def check_rank(rank: int | None, option: str = "--rank") -> int | None:
-    """A rank is a whole number >= 1 (None = keep every direction); 0 or below is refused, not read as 'keep'."""
+    """A rank is a whole number in 1..MAX_RANK (None = keep every direction); 0 or below is
+    refused, not read as 'keep', and so is a rank no layer could have."""
     if rank is None:
         return None
-    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-        raise KilnError(f"{option} {rank}: a rank must be a whole number of at least 1 "
-                        f"(leave {option} out to keep every direction)")
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= MAX_RANK:
+        raise KilnError(f"{option} {rank}: a rank must be a whole number from 1 to {MAX_RANK} "
+                        f"(leave {option} out to keep every direction, exactly)")
     return rank
 
 

@@ -46,10 +46,16 @@ def module_verdicts(module: LoraModule, loaders: tuple[str, ...], base: BaseLook
     return out
 
 
+NOTHING_TO_APPLY = "No LoRA modules: nothing to apply."
+
+
 def loader_report(model: LoraModel, base: BaseLookup | None = None,
                   loaders: tuple[str, ...] = SHOWN) -> dict[str, dict[str, Any]]:
     """Per loader: exact (bool), modules applied exactly / total, the reasons for the others
-    (reason -> module count), the worst measured error, and modules no loader reads."""
+    (reason -> module count), the worst measured error, and modules no loader reads. A file
+    with no LoRA modules applies nothing anywhere: {} (never "exact")."""
+    if not model.modules:
+        return {}
     tallies = {n: {"exact_modules": 0, "reasons": Counter(), "error_max": None} for n in loaders}
     for module in model.modules.values():
         for name, v in module_verdicts(module, loaders, base).items():
@@ -71,6 +77,8 @@ def loader_report(model: LoraModel, base: BaseLookup | None = None,
 
 def loaders_line(report: dict[str, dict[str, Any]]) -> str:
     """One sentence for the card and info: who applies the file exactly, who does not and why."""
+    if not report:
+        return NOTHING_TO_APPLY
     good = [r["label"] for r in report.values() if r["exact"]]
     bad = [f"{r['label']} ({_why(r)})" for r in report.values() if not r["exact"]]
     if not bad:

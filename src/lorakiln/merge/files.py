@@ -64,6 +64,8 @@ def load_source(path: Path, weight: float = 1.0) -> Source:
     tensors, meta = read_lora(path)
     check_finite(path, tensors)
     model = parse_lora(tensors, path.name)
+    if not tensors:
+        raise KilnError(f"{path}: holds no tensors at all: no LoRA modules, nothing to apply")
     if not model.modules:
         raise KilnError(f"{path}: no LoRA modules found (kohya keys lora_unet_*/lora_te*_ with "
                         "lora_down/lora_up, hada_*, lokr_* or diff); is it a checkpoint or a diffusers-format LoRA?")

@@ -3,12 +3,12 @@ dataset tags and provenance — a plain dict for `kiln info`, its --json and the
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
 from lorakiln.formats.lora_model import LoraModel
+from lorakiln.formats.meta_json import decode
 from lorakiln.merge.arch import arch_from_metadata, arch_from_tensors, detect_arch
 from lorakiln.merge.metadata import PROVENANCE_KEY, read_provenance
 
@@ -33,30 +33,53 @@ def part_of(name: str) -> str:
     return "other"
 
 
+# the metadata values info decodes as JSON
+JSON_KEYS = ("ss_tag_frequency", "ss_dataset_dirs", "ss_network_args", PROVENANCE_KEY)
+
+
 def _json(value: str | None) -> Any:
-    if value is None:
+    """The decoded value; the raw text (shortened) when it is not readable JSON."""
+    doc, why = decode(value)
+    return doc if why is None else _short("", value)
+
+
+def unreadable(metadata: dict[str, str]) -> dict[str, str]:
+    """{key: why} for the JSON-valued metadata keys whose value cannot be decoded."""
+    out = {}
+    for key in JSON_KEYS:
+        _, why = decode(metadata.get(key))
+        if why:
+            out[key] = why
+    return out
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool):
         return None
-    try:
-        return json.loads(value)
-    except (json.JSONDecodeError, TypeError):
+    if isinstance(value, int):
         return value
+    return int(value) if isinstance(value, float) and value.is_integer() else None
 
 
 def tag_frequency(metadata: dict[str, str]) -> Counter:
-    """ss_tag_frequency summed over its folders (kohya: {folder: {tag: count}})."""
+    """ss_tag_frequency summed over its folders (kohya: {folder: {tag: count}}); counts that
+    are not whole numbers are left out."""
     total: Counter = Counter()
-    freq = _json(metadata.get("ss_tag_frequency"))
+    freq, _ = decode(metadata.get("ss_tag_frequency"))
     if isinstance(freq, dict):
         for tags in freq.values():
             if isinstance(tags, dict):
-                total.update({str(t).strip(): int(c) for t, c in tags.items() if str(t).strip()})
+                for t, c in tags.items():
+                    n = _count(c)
+                    if n is not None and str(t).strip():
+                        total[str(t).strip()] += n
     return total
 
 
 def dataset_dirs(metadata: dict[str, str]) -> dict[str, dict]:
     """ss_dataset_dirs: {folder: {"n_repeats", "img_count"}}."""
-    dirs = _json(metadata.get("ss_dataset_dirs"))
-    return dirs if isinstance(dirs, dict) else {}
+    dirs, _ = decode(metadata.get("ss_dataset_dirs"))
+    return {k: v for k, v in dirs.items() if isinstance(v, dict)} if isinstance(dirs, dict) else {}
 
 
 def module_summary(model: LoraModel) -> dict[str, Any]:
@@ -112,4 +135,5 @@ def describe(model: LoraModel, metadata: dict[str, str], top: int = 20) -> dict[
         "dataset": {"dirs": dataset_dirs(metadata), "tag_frequency_top": tag_frequency(metadata).most_common(top)},
         "provenance": read_provenance(metadata),
         "metadata": {k: _short(k, v) for k, v in sorted(metadata.items()) if k not in shown},
+        "unreadable": unreadable(metadata),
     }

@@ -13,6 +13,7 @@ from pathlib import PurePath
 from typing import Any
 
 from lorakiln import __version__
+from lorakiln.formats.meta_json import decode, decode_dict
 
 PROVENANCE_KEY = "lorakiln.provenance"
 
@@ -48,14 +49,6 @@ def triggers_of(metadata: dict[str, str]) -> list[str]:
     return [t.strip() for t in raw.split(",") if t.strip()]
 
 
-def _json_dict(value: str | None) -> dict:
-    try:
-        v = json.loads(value or "")
-    except (json.JSONDecodeError, TypeError):
-        return {}
-    return v if isinstance(v, dict) else {}
-
-
 def merged_inherit(inputs: list[tuple[str, dict[str, str]]]) -> tuple[dict[str, str], list[str]]:
     """What a merge says about its data, from every input (name, metadata): triggers unioned in
     order; tag frequencies and dataset folders kept per input, each folder prefixed with its
@@ -70,7 +63,7 @@ def merged_inherit(inputs: list[tuple[str, dict[str, str]]]) -> tuple[dict[str, 
         out["modelspec.trigger_phrase"] = out["lorakiln_trigger"] = ", ".join(triggers)
     for key in _PER_INPUT:
         combined = {f"{PurePath(name).stem}/{folder}": v for name, m in inputs
-                    for folder, v in _json_dict(m.get(key)).items()}
+                    for folder, v in decode_dict(m.get(key)).items()}
         if combined:
             out[key] = json.dumps(combined, ensure_ascii=False)
     notes = []
@@ -149,10 +142,7 @@ def provenance_value(provenance: dict[str, Any]) -> str:
 
 
 def read_provenance(metadata: dict[str, str]) -> dict[str, Any] | None:
-    try:
-        value = json.loads(metadata.get(PROVENANCE_KEY, ""))
-    except json.JSONDecodeError:
-        return None
+    value, _ = decode(metadata.get(PROVENANCE_KEY))
     return value if isinstance(value, dict) else None
 
 

@@ -39,10 +39,14 @@ def resize_model(model: LoraModel, policy: RankPolicy, dtype: torch.dtype, sourc
     return tensors, reports
 
 
-def resize_comment(old_dim: str, policy: RankPolicy, previous: str) -> str:
-    """kohya's ss_training_comment wording."""
+def resize_comment(old_dim: str, policy: RankPolicy, previous: str, written: list[int] | None = None) -> str:
+    """kohya's ss_training_comment wording; a rank above every module's full rank (`written`:
+    the ranks the modules came out with) is stated as the exact result it is."""
     if policy.method:
         return f"Dynamic resize with {policy.method}: {policy.param} from {old_dim}; {previous}"
+    caps = [c for c in (policy.rank, policy.conv_rank) if c]
+    if written and caps and max(written) < min(caps):
+        return f"dimension is resized from {old_dim} to {max(written)} (every direction kept, exact); {previous}"
     conv = f" (conv: {policy.conv_rank})" if policy.conv_rank and policy.conv_rank != policy.rank else ""
     return f"dimension is resized from {old_dim} to {policy.rank}{conv}; {previous}"
 

@@ -14,6 +14,7 @@ from lorakiln.core.progress import NullProgress, Progress
 from lorakiln.formats.loaders import LOADERS, TARGETS
 from lorakiln.formats.lora_file import HASH_KEYS, read_lora, write_lora
 from lorakiln.formats.lora_model import parse_lora
+from lorakiln.formats.meta_json import decode_dict
 from lorakiln.merge.arch import detect_arch
 from lorakiln.merge.combine import check_rank
 from lorakiln.merge.compat import loader_report
@@ -78,11 +79,7 @@ def _metadata(source: dict[str, str], tensors: dict[str, torch.Tensor], arch: st
     model = parse_lora(tensors, "converted")
     if model.algos() <= {"lora"} and not model.has_dora():
         d, a, cd, ca = dims(tensors)
-        try:
-            args = json.loads(meta.get("ss_network_args") or "{}")
-        except json.JSONDecodeError:
-            args = {}
-        args = {k: v for k, v in (args if isinstance(args, dict) else {}).items()
+        args = {k: v for k, v in decode_dict(meta.get("ss_network_args")).items()
                 if k not in _LYCORIS_ARGS and k not in ("conv_dim", "conv_alpha")}
         if cd:
             args.update({"conv_dim": str(cd), "conv_alpha": str(ca)})

@@ -168,6 +168,9 @@ def _how(policy: RankPolicy, concat: bool, report: OpReport) -> str:
     if policy.method:
         cap = f", capped at {policy.rank}" if policy.rank else ""
         return f"refactored by SVD with rank per module by {policy.method} {policy.param:g}{cap} ({span})"
+    caps = [c for c in (policy.rank, policy.conv_rank) if c]
+    if caps and ranks and max(ranks) < min(caps):
+        return f"refactored by SVD keeping every direction, exact ({span}; no module is as wide as the rank asked)"
     if policy.rank:
         return f"refactored by SVD to rank {policy.rank} ({span})"
     return f"refactored by SVD keeping every direction, exact ({span})"
@@ -209,7 +212,8 @@ def resize(path: Path, out: Path, policy: RankPolicy, *, dtype: torch.dtype | No
     fresh = lora_metadata(arch=arch, title=meta.get("modelspec.title") or out.stem,
                           dim="Dynamic" if dynamic else d, alpha="Dynamic" if dynamic else a,
                           conv_dim=cd, conv_alpha=ca,
-                          comment=resize_comment(old_dim, policy, src.metadata.get("ss_training_comment", "")),
+                          comment=resize_comment(old_dim, policy, src.metadata.get("ss_training_comment", ""),
+                                                 [m.rank for m in report.modules if m.rank is not None]),
                           provenance=prov)
     for key in ("ss_network_module", "ss_network_dim", "ss_network_alpha", "ss_network_args",
                 "ss_training_comment", PROVENANCE_KEY):
