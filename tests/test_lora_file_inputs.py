@@ -149,6 +149,10 @@ def test_a_folder_is_called_a_folder(tmp_path, cli):
                  ("lora", "convert", d, tmp_path / "o.safetensors", "--target", "comfyui")):
         code, text = cli(*args)
         assert code == 1 and "some_dir.safetensors" in text and "is a folder, not a file" in text, text
+    for args in (("merge", a, "-o", d), ("resize", a, "--rank", "2", "-o", d),
+                 ("lora", "convert", a, d, "--target", "comfyui")):
+        code, text = cli(*args)
+        assert code == 1 and "some_dir.safetensors: is a folder, not a file" in text.replace("\n", ""), text
     code, text = cli("info", tmp_path / "missing.safetensors")
     assert code == 1 and "no such file" in text
 

@@ -78,6 +78,8 @@ def _up_to_date(out: Path, provenance: dict, force: bool) -> bool:
 
 
 def _refuse_overwrite(out: Path, inputs: list[Path]) -> None:
+    if Path(out).is_dir():
+        raise KilnError(f"{out}: is a folder, not a file; give the output a file name")
     for p in inputs:
         if Path(p).resolve() == Path(out).resolve():
             raise KilnError(f"{out}: the output would overwrite an input; choose another -o")
