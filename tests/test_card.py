@@ -143,3 +143,15 @@ def test_card_errors(tmp_path, project, cli):
     assert code == 1 and "no run with a LoRA file" in out
     code, out = cli("card", "nope", cwd=project.root)
     assert code == 1 and "no run 'nope'" in out
+
+
+def test_card_and_dora_bake_read_unreadable_network_args_as_none(tmp_path, cli):
+    """ss_network_args nested 3000 deep (a hostile file): the card is written, no RecursionError."""
+    from lorakiln.train.dora_bake import baked_metadata
+
+    deep = "[" * 3000 + "]" * 3000
+    a = tmp_path / "deep.safetensors"
+    write_lora(a, lora_sd(1, 4, 2.0), {**META, "ss_network_args": deep})
+    code, out = cli("card", "--lora", a, cwd=tmp_path)
+    assert code == 0, out
+    assert baked_metadata({"ss_network_args": deep}, 4)["ss_network_module"] == "networks.lora"

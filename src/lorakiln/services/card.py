@@ -151,11 +151,10 @@ def _history(project) -> tuple[list[tuple[str, list[str]]], list[str]]:
 
 
 def _network(meta: dict[str, str], model) -> dict[str, Any]:
-    try:
-        args = json.loads(meta.get("ss_network_args") or "{}")
-    except json.JSONDecodeError:
-        args = {}
-    algo = (args.get("algo") if isinstance(args, dict) else None) or sorted(model.algos())[0]
+    from lorakiln.formats.meta_json import decode_dict
+
+    args = decode_dict(meta.get("ss_network_args"))  # unreadable (bad or too deeply nested JSON): {}
+    algo = args.get("algo") or sorted(model.algos())[0]
     ranks = [m.rank for m in model.modules.values() if m.rank]
     return {"algo": "LoRA" if algo == "lora" else algo, "dim": meta.get("ss_network_dim") or (max(ranks) if ranks else "?"),
             "alpha": meta.get("ss_network_alpha") or "?"}

@@ -15,6 +15,8 @@ from typing import Mapping
 
 import torch
 
+from lorakiln.formats.meta_json import decode_dict
+
 from lorakiln.merge.metadata import modelspec_date
 from lorakiln.train.network import merged_weight
 
@@ -73,7 +75,7 @@ def bake_network(network, rank: int | None = None) -> tuple[dict[str, torch.Tens
 def baked_metadata(metadata: Mapping[str, str], rank: int, conv: bool = False) -> dict[str, str]:
     """The source file's metadata rewritten for a plain networks.lora file of `rank`."""
     meta = dict(metadata)
-    args = json.loads(meta.get("ss_network_args") or "{}")
+    args = decode_dict(meta.get("ss_network_args"))  # unreadable (bad or too deeply nested JSON): {}
     for key in ("algo", "dora_wd", "wd_on_output", "factor", "decompose_both", "use_tucker", "conv_dim", "conv_alpha"):
         args.pop(key, None)
     if conv:
