@@ -94,18 +94,20 @@ def measure(base: str, n: int, seed: int, cfg: float | None = None, keep: Path |
     got, ceiling = tag_images(tg, images), tag_images(tg, [s.image for s in scenes])
     result: dict = {"pictures": n, "seed": seed, "attributes": {}}
     for attr in ("hair colour", "eye colour", "view", "framing", "outfit", "background"):
-        hits, refs = [], []
+        hits, refs, wants = [], [], []
         for s, p, r in zip(scenes, got, ceiling):
             want = truth(s.scene).get(attr)
             if want is None:
                 continue
+            wants.append(want)
             hits.append(read_back(p, index)[attr] == want)
             refs.append(read_back(r, index)[attr] == want)
         values = {"hair colour": HAIR, "eye colour": EYES, "view": [0] * 3, "framing": FRAMING, "outfit": OUTFIT,
                   "background": [0] * 4}[attr]
         result["attributes"][attr] = {"accuracy": round(float(np.mean(hits)), 3), "n": len(hits),
                                       "tagger_on_renders": round(float(np.mean(refs)), 3),
-                                      "chance": round(1 / len(values), 3)}
+                                      "chance": round(1 / len(values), 3),
+                                      "majority": round(max(wants.count(w) for w in wants) / len(wants), 3)}
     return result
 
 
