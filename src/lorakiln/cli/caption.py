@@ -297,6 +297,8 @@ def export(
               f"{res.unchanged} unchanged, {res.removed} stale files removed")
     for s in res.skipped:
         out.print(f"  [red]skipped[/] {escape(s)}")
+    for n in res.notices():  # hand-edited captions replaced, files kiln did not write kept
+        out.print(f"  [yellow]{escape(n)}[/]")
     if res.missing_trigger:
         out.print(f"  [yellow]{res.missing_trigger} captions lack the trigger word: run `kiln caption trigger`[/]")
 

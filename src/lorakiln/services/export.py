@@ -5,6 +5,11 @@ time) stays, a caption with the same text stays, and files of images no longer k
 to another folder when repeats change) are removed. Every write goes to a temporary name and
 is renamed into place, so a kill leaves whole files only (leftovers are cleaned on the next run).
 Originals in images/ are never written to.
+
+Nothing in dataset/ is lost silently: the export record (.kiln-export.json) lists every file
+kiln wrote and each caption's hash. Files kiln never wrote are kept and named; a caption whose
+text differs from what kiln wrote (a hand edit) is copied to dataset/.kiln-replaced/ before it
+is overwritten or removed, and named. With no record, no file counts as kiln's.
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ from lorakiln.core.atomic import clean_partials, partial_path, write_text
 from lorakiln.core.errors import ItemError
 from lorakiln.core.progress import NullProgress, Progress
 from lorakiln.services.caption import Captions
-from lorakiln.services.export_record import mark_complete, mark_writing
+from lorakiln.services.export_record import content_hash, known_files, mark_complete, mark_writing, read_record
 from lorakiln.services.project import Project
 
 _LINK_FAILS = {errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+REPLACED = ".kiln-replaced"  # dataset/.kiln-replaced/<folder>/<name>.txt: hand-edited captions kiln replaced
 
 
 @dataclass
@@ -41,6 +49,28 @@ class ExportResult:
     removed: int = 0
     skipped: list[str] = field(default_factory=list)  # "id: reason"
     missing_trigger: int = 0
+    replaced: list[str] = field(default_factory=list)  # hand-edited captions overwritten (copies kept)
+    removed_edited: list[str] = field(default_factory=list)  # hand-edited captions of removed images
+    foreign: list[str] = field(default_factory=list)  # files kiln did not write, kept
+    backup_dir: str = f"dataset/{REPLACED}"
+
+    def notices(self) -> list[str]:
+        """What the export did to files it did not write as they are now (nothing is lost silently)."""
+        out = []
+        if self.replaced:
+            out.append(f"overwrote {len(self.replaced)} hand-edited caption(s) (copies in {self.backup_dir}/): "
+                       f"{_some(self.replaced)}; edit captions with `kiln caption set` instead")
+        if self.removed_edited:
+            out.append(f"removed {len(self.removed_edited)} hand-edited caption(s) of images no longer exported "
+                       f"(copies in {self.backup_dir}/): {_some(self.removed_edited)}")
+        if self.foreign:
+            out.append(f"left {len(self.foreign)} file(s) kiln did not write in dataset/: {_some(self.foreign)} "
+                       "(training reads them; delete them if they do not belong there)")
+        return out
+
+
+def _some(names: list[str], n: int = 5) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
 def export_dataset(project: Project, progress: Progress | None = None, cli: Mapping[str, Any] | None = None,
@@ -52,19 +82,20 @@ def export_dataset(project: Project, progress: Progress | None = None, cli: Mapp
     clean_partials(out)
     res = ExportResult()
     plan = _plan(project, cfg, res)
-    mark_writing(out)  # a kill from here on leaves dataset/ marked as interrupted, not as exported
+    known = known_files(read_record(out))
+    mark_writing(out, known, plan)  # a kill from here on leaves dataset/ marked as interrupted, not as exported
     progress = progress or NullProgress()
     with progress.task("export", total=len(plan)) as task:
         for item in plan:
             try:
-                _write_item(item, out, cfg.link, res, force)
+                _write_item(item, out, cfg.link, res, force, known)
                 folder = item.image_rel.split("/", 1)[0]
                 res.folders[folder] = res.folders.get(folder, 0) + 1
             except ItemError as e:
                 res.skipped.append(str(e))
                 task.note(str(e))
             task.advance(1)
-    res.removed = _remove_stale(out, plan)
+    res.removed = _remove_stale(out, plan, known, res)
     mark_complete(out, plan, res)
     return res
 
@@ -100,7 +131,23 @@ def _sources(project: Project, caps: Captions, res: ExportResult) -> list[Export
     return out
 
 
-def _write_item(item: ExportItem, out: Path, link: str, res: ExportResult, force: bool = False) -> None:
+def _edited(rel: str, data: bytes, known: dict[str, set[str]] | None) -> bool:
+    """Whether dataset/<rel> holds text kiln did not write there (with no record: always)."""
+    return known is None or rel not in known or (bool(known[rel]) and content_hash(data) not in known[rel])
+
+
+def _keep_copy(out: Path, rel: str, data: bytes) -> None:
+    dest = out / REPLACED / rel
+    n = 1
+    while dest.exists():  # an earlier copy is never overwritten
+        dest = out / REPLACED / Path(rel).with_name(f"{Path(rel).stem}.{n}{Path(rel).suffix}")
+        n += 1
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(data)
+
+
+def _write_item(item: ExportItem, out: Path, link: str, res: ExportResult, force: bool = False,
+                known: dict[str, set[str]] | None = None) -> None:
     dest = out / item.image_rel
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -113,9 +160,13 @@ def _write_item(item: ExportItem, out: Path, link: str, res: ExportResult, force
         res.copied += 1
     cap = out / item.caption_rel
     # bytes, not text: a caption someone re-saved as UTF-16 is rewritten, not a UnicodeDecodeError
-    if not force and cap.is_file() and cap.read_bytes() == item.caption.encode("utf-8"):
+    old = cap.read_bytes() if cap.is_file() else None
+    if not force and old == item.caption.encode("utf-8"):
         res.unchanged += how == "unchanged"
         return
+    if old is not None and old != item.caption.encode("utf-8") and _edited(item.caption_rel, old, known):
+        _keep_copy(out, item.caption_rel, old)
+        res.replaced.append(item.caption_rel)
     write_text(cap, item.caption)
     res.captions_written += 1
 
@@ -152,13 +203,27 @@ def _place_image(src: Path, dest: Path, link: str, force: bool = False) -> str:
     return "copied"
 
 
-def _remove_stale(out: Path, plan: list[ExportItem]) -> int:
-    """Delete files in the N_name folders that the plan does not contain, then empty folders."""
+def _remove_stale(out: Path, plan: list[ExportItem], known: dict[str, set[str]] | None = None,
+                  res: ExportResult | None = None) -> int:
+    """Delete the files an earlier export wrote in the N_name folders that the plan no longer has
+    (a hand-edited caption is copied first), keep the rest (named in res.foreign), then remove
+    empty folders. Returns how many files were removed."""
+    res = res if res is not None else ExportResult()
     folders = [d for d in out.iterdir() if d.is_dir() and is_training_folder(d.name)]
     existing = [f"{d.name}/{f.name}" for d in folders for f in d.iterdir() if f.is_file()]
-    gone = stale(existing, plan)
-    for rel in gone:
-        (out / rel).unlink(missing_ok=True)
+    gone = []
+    for rel in stale(existing, plan):
+        if known is None or rel not in known:
+            res.foreign.append(rel)
+            continue
+        path = out / rel
+        if known[rel]:  # a caption: keep a copy when its text is not what kiln wrote
+            data = path.read_bytes()
+            if _edited(rel, data, known):
+                _keep_copy(out, rel, data)
+                res.removed_edited.append(rel)
+        path.unlink(missing_ok=True)
+        gone.append(rel)
     for d in folders:
         if not any(d.iterdir()):
             d.rmdir()

@@ -10,6 +10,7 @@ now, without writing anything (`kiln train`, `kiln status`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -29,14 +30,43 @@ def fingerprint(plan) -> str:
     return text_hash(json.dumps(rows, ensure_ascii=False))
 
 
-def mark_writing(dataset: Path) -> None:
-    write_json(Path(dataset) / RECORD_FILE, {"state": "writing", "started_at": time.time()})
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def planned_files(plan) -> dict[str, list[str]]:
+    """Every file an export of `plan` writes: an image (no hash: it is the original's bytes) or a
+    caption with the hash of its text, so a later export can tell a hand edit from its own."""
+    files: dict[str, list[str]] = {}
+    for it in plan:
+        files[it.image_rel] = []
+        files[it.caption_rel] = [content_hash(it.caption.encode("utf-8"))]
+    return files
+
+
+def known_files(record: dict | None) -> dict[str, set[str]] | None:
+    """The files earlier exports wrote (with their caption hashes); None when no record lists them
+    (no export yet, or one from before the list was kept): then no file is known to be kiln's."""
+    files = (record or {}).get("files")
+    if not isinstance(files, dict):
+        return None
+    return {str(k): {str(h) for h in v} for k, v in files.items() if isinstance(v, list)}
+
+
+def mark_writing(dataset: Path, known: dict[str, set[str]] | None = None, plan=()) -> None:
+    """The record while an export writes: the files of the last export and of this one, so a kill
+    in between leaves every file kiln may have written listed as kiln's."""
+    files = {k: set(v) for k, v in (known or {}).items()}
+    for rel, hashes in planned_files(plan).items():
+        files.setdefault(rel, set()).update(hashes)
+    write_json(Path(dataset) / RECORD_FILE, {"state": "writing", "started_at": time.time(),
+                                             "files": {k: sorted(v) for k, v in sorted(files.items())}})
 
 
 def mark_complete(dataset: Path, plan, res) -> None:
     write_json(Path(dataset) / RECORD_FILE, {
         "state": "complete", "fingerprint": fingerprint(plan), "images": sum(res.folders.values()),
-        "not_written": len(res.skipped), "finished_at": time.time()})
+        "not_written": len(res.skipped), "finished_at": time.time(), "files": planned_files(plan)})
 
 
 def read_record(dataset: Path) -> dict | None:
