@@ -49,17 +49,21 @@ def test_files_of_an_earlier_export_are_removed_and_edited_ones_copied_first(cli
     assert any("removed 1 hand-edited" in n for n in res.notices())
 
 
-def test_without_a_record_of_the_files_nothing_unknown_is_deleted(cli, tmp_path):
+def test_a_dataset_exported_by_an_older_kiln_loses_its_stale_folders(cli, tmp_path):
+    """No file list in the record (an older kiln): files named after a record are kiln's, so a
+    changed repeat count does not leave the old folder for training to read twice; other files stay."""
     root = _project(tmp_path, cli)
     ds = root / "dataset"
     (old,) = [d for d in ds.iterdir() if d.is_dir()]
     record = json.loads((ds / RECORD_FILE).read_text())
     del record["files"]  # an export from before the record listed its files
     (ds / RECORD_FILE).write_text(json.dumps(record))
+    (old / "mine.png").write_bytes(b"not kiln's")
     proj = open_project(root)
     proj.set_section("export", {"repeats": {"main": 7}})
     res = export_dataset(open_project(root))
-    assert old.is_dir() and res.removed == 0 and len(res.foreign) == len(list(old.iterdir()))
-    assert any("did not write" in n for n in res.notices())
-    res = export_dataset(open_project(root))  # the new record lists 7_main only: old files stay theirs
-    assert old.is_dir() and res.removed == 0
+    assert sorted(p.name for p in old.iterdir()) == ["mine.png"] and (ds / "7_main").is_dir()
+    assert res.foreign == [f"{old.name}/mine.png"] and res.removed > 0
+    assert list((ds / ".kiln-replaced" / old.name).glob("*.txt"))  # their text was not known: copies kept
+    res = export_dataset(open_project(root))  # the new record lists its files: nothing more to do
+    assert res.removed == 0 and res.foreign == [f"{old.name}/mine.png"]

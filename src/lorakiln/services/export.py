@@ -30,7 +30,9 @@ from lorakiln.core.atomic import clean_partials, partial_path, write_text
 from lorakiln.core.errors import ItemError
 from lorakiln.core.progress import NullProgress, Progress
 from lorakiln.services.caption import Captions
-from lorakiln.services.export_record import content_hash, known_files, mark_complete, mark_writing, read_record
+from lorakiln.services.export_record import (
+    content_hash, known_files, legacy_known, mark_complete, mark_writing, read_record,
+)
 from lorakiln.services.project import Project
 
 _LINK_FAILS = {errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
@@ -81,8 +83,10 @@ def export_dataset(project: Project, progress: Progress | None = None, cli: Mapp
     out.mkdir(parents=True, exist_ok=True)
     clean_partials(out)
     res = ExportResult()
-    plan = _plan(project, cfg, res)
+    plan, ids = _plan(project, cfg, res)
     known = known_files(read_record(out))
+    if known is None and any(out.iterdir()):  # exported by an older kiln: files named after records are kiln's
+        known = legacy_known(out, ids)
     mark_writing(out, known, plan)  # a kill from here on leaves dataset/ marked as interrupted, not as exported
     progress = progress or NullProgress()
     with progress.task("export", total=len(plan)) as task:
@@ -100,13 +104,15 @@ def export_dataset(project: Project, progress: Progress | None = None, cli: Mapp
     return res
 
 
-def _plan(project: Project, cfg: ExportConfig, res: ExportResult) -> list[ExportItem]:
-    """What dataset/ should hold now: one item per kept image with a file (the rest in res.skipped)."""
+def _plan(project: Project, cfg: ExportConfig, res: ExportResult) -> tuple[list[ExportItem], set[str]]:
+    """What dataset/ should hold now: one item per kept image with a file (the rest in res.skipped),
+    and every record id (files named after one are kiln's in a dataset/ exported by older kiln)."""
     caps = Captions(project)
     sources = _sources(project, caps, res)
     repeats = repeats_table(cfg.repeats, cfg.default_repeats, ((r.subset, _int(r.extra.get("repeats")))
                                                                  for r in caps.manifest.kept()))
-    return plan_export(sources, lambda s: repeats.get(s, cfg.repeats_for(s)), cfg.caption_extension)
+    plan = plan_export(sources, lambda s: repeats.get(s, cfg.repeats_for(s)), cfg.caption_extension)
+    return plan, {r.id for r in caps.manifest}
 
 
 def _int(v) -> int | None:

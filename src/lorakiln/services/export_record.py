@@ -53,6 +53,24 @@ def known_files(record: dict | None) -> dict[str, set[str]] | None:
     return {str(k): {str(h) for h in v} for k, v in files.items() if isinstance(v, list)}
 
 
+UNKNOWN_TEXT = "unknown"  # a caption hash no text has: kiln wrote the file, its text is not known
+
+
+def legacy_known(dataset: Path, ids: set[str]) -> dict[str, set[str]]:
+    """For a dataset/ exported before kiln listed its files: the files named after a manifest
+    record (`<id>.png`, `<id>.txt`) are kiln's; their captions count as possibly hand-edited."""
+    from lorakiln.captions.export import is_training_folder
+
+    out: dict[str, set[str]] = {}
+    for folder in Path(dataset).iterdir():
+        if not (folder.is_dir() and is_training_folder(folder.name)):
+            continue
+        for f in folder.iterdir():
+            if f.is_file() and f.name.split(".", 1)[0] in ids:
+                out[f"{folder.name}/{f.name}"] = {UNKNOWN_TEXT} if f.suffix in (".txt", ".caption") else set()
+    return out
+
+
 def mark_writing(dataset: Path, known: dict[str, set[str]] | None = None, plan=()) -> None:
     """The record while an export writes: the files of the last export and of this one, so a kill
     in between leaves every file kiln may have written listed as kiln's."""
@@ -104,7 +122,7 @@ def dataset_problem(project) -> DatasetProblem | None:
         return partial
     if not any(True for _ in project.manifest().kept()):
         return None
-    plan = _plan(project, project.resolve("export"), ExportResult())
+    plan, _ = _plan(project, project.resolve("export"), ExportResult())
     if not where.is_dir():
         return DatasetProblem("warning", f"{where} does not exist yet; {FIX}")
     if record is None:
