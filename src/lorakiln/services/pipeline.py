@@ -170,7 +170,7 @@ def _export(ctx: Context) -> StageResult:
     r = export_dataset(ctx.project, ctx.progress)
     folders = ", ".join(f"{k} ({v})" for k, v in r.folders.items())
     return StageResult("export", f"{folders}: {r.captions_written} captions written, {r.unchanged} unchanged",
-                       skipped=r.captions_written == 0 and not r.removed)
+                       skipped=r.captions_written == 0 and not r.removed and not r.notices(), notes=r.notices())
 
 
 @STAGES.register("train")
