@@ -7,7 +7,8 @@ import pytest
 
 from lorakiln.core.progress import NullProgress
 from lorakiln.services.project import open_project
-from lorakiln.services.train import plan_training, request_from_project, resume_changes, resume_request, run_training
+from lorakiln.services.train import plan_training, request_from_project, run_training
+from lorakiln.services.train_resume import resume_changes, resume_request
 from lorakiln.train.run import all_runs
 from interrupts import StopAfter
 from test_train_fixtures import tiny_project

@@ -9,7 +9,8 @@ from lorakiln.core import lock
 from lorakiln.core.errors import KilnError
 from lorakiln.core.progress import NullProgress
 from lorakiln.services.runs import list_runs
-from lorakiln.services.train import plan_training, request_from_project, resume_request, run_training
+from lorakiln.services.train import plan_training, request_from_project, run_training
+from lorakiln.services.train_resume import resume_request
 from lorakiln.train.run import all_runs
 from interrupts import StopAfter
 from test_train_fixtures import tiny_project

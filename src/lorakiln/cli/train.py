@@ -128,6 +128,7 @@ def train(
         _list_optimizers() if list_optimizers else _list_schedulers()
         return
     from lorakiln.services import train as svc
+    from lorakiln.services import train_resume as resuming
 
     flags = {
         "data.train_data_dir": _abs(data), "data.dataset_config": _abs(dataset_config), "data.reg_data_dir": _abs(reg_data),
@@ -151,15 +152,15 @@ def train(
         proj = None
     run = None
     if resume is not None:
-        req, run = svc.resume_request(proj, None if resume == LATEST else resume, cli)
+        req, run = resuming.resume_request(proj, None if resume == LATEST else resume, cli)
         if not dry_run:
-            console.print(svc.resume_point(run))
+            console.print(resuming.resume_point(run))
     elif proj is None:
         req = svc.request_from_folder(cli, Path.cwd())
     else:
         req = svc.request_from_project(proj, cli)
     plan = svc.plan_training(req)
-    if run is not None and (changes := svc.resume_changes(proj, run, plan, cli)):
+    if run is not None and (changes := resuming.resume_changes(proj, run, plan, cli)):
         plan.warnings.insert(0, changes)  # said before training, and kept in the run's events
     if dry_run:
         import tomlkit
