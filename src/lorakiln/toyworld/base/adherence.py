@@ -125,9 +125,8 @@ def grid(base: str, path: Path, seed: int = 7) -> Path:
     for r, ims in enumerate(rows):
         for c, im in enumerate(ims):
             out.paste(im.resize((w, w)), (c * w, r * w))
-    out = out.resize((out.width * 2, out.height * 2), Image.NEAREST)
     path.parent.mkdir(parents=True, exist_ok=True)
-    out.save(path, optimize=True)
+    out.quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
     return path
 
 
