@@ -62,7 +62,9 @@ class Session:
         return self._model
 
     def size(self, width: int | None = None, height: int | None = None) -> tuple[int, int]:
-        r = int(self.family.default_resolution)
+        from lorakiln.train.families.resolution import native_resolution
+
+        r = native_resolution(self.family, self.base)  # the base file's own size (the toy base: 64)
         return check_size(width or self.cfg.width or r, height or self.cfg.height or r)
 
     def clip_skip(self, loras: Sequence[LoraSpec]) -> int:

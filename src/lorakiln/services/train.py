@@ -27,6 +27,7 @@ from lorakiln.train import dryrun
 from lorakiln.train.buckets import bucket_info, bucket_resolutions, choose_bucket, resolve_spec
 from lorakiln.train.data import DatasetSpec, ScannedDataset, apply_overrides, folder_subsets, scan_dataset
 from lorakiln.train.dataset_toml import load_dataset_toml
+from lorakiln.train.families.resolution import native_resolution
 from lorakiln.train.metadata import DataSummary, summarize
 from lorakiln.train.run import RunDir, all_runs
 
@@ -282,9 +283,10 @@ def plan_training(req: TrainRequest) -> TrainPlan:
     specs = dataset_specs(req, notes)
     cfg = _effective(req.cfg, family, specs, warnings)
     _check_optimizer(cfg, warnings)
+    native = native_resolution(family, req.base)
     datasets, infos = [], []
     for spec in specs:
-        bspec = resolve_spec(spec.buckets, family.default_resolution, family.arch, req.config_source)
+        bspec = resolve_spec(spec.buckets, native, family.arch, req.config_source)
         scanned = scan_dataset(spec)
         buckets = bucket_resolutions(bspec)
         for it in scanned.items:
@@ -296,7 +298,7 @@ def plan_training(req: TrainRequest) -> TrainPlan:
         raise KilnError("no readable training images found")
     if all(d.spec.subsets[it.subset].is_reg for d in datasets for it in d.items):
         raise KilnError("only regularisation images found; add training images")
-    reso = resolve_spec(cfg.buckets, family.default_resolution, family.arch, req.config_source).resolution
+    reso = resolve_spec(cfg.buckets, native, family.arch, req.config_source).resolution
     steps = dryrun.steps_table(datasets, cfg.max_train_epochs, cfg.gradient_accumulation_steps, cfg.max_train_steps)
     return TrainPlan(req, cfg, family, datasets, steps, cfg.output_name or req.name, warnings, notes, infos, reso)
 

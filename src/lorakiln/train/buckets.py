@@ -45,11 +45,13 @@ def resolve_spec(cfg, default_resolution: int, arch: str, source: str = "[train.
     if w % 8 or h % 8:
         raise ConfigError(source, f"resolution {w}x{h} must be a multiple of 8 on both sides")
     max_reso = cfg.max_bucket_reso or max(w, h) * 2
-    if cfg.min_bucket_reso > min(w, h) or max_reso < max(w, h):
-        raise ConfigError(source, f"min_bucket_reso {cfg.min_bucket_reso} .. max_bucket_reso {max_reso} "
+    min_reso = cfg.min_bucket_reso
+    if "min_bucket_reso" not in cfg.model_fields_set:  # the default 256 is for 512 px and larger bases
+        min_reso = min(min_reso, min(w, h))
+    if min_reso > min(w, h) or max_reso < max(w, h):
+        raise ConfigError(source, f"min_bucket_reso {min_reso} .. max_bucket_reso {max_reso} "
                                   f"must contain the resolution {w}x{h}")
-    return BucketSpec((w, h), cfg.min_bucket_reso, max_reso, cfg.bucket_reso_steps,
-                      cfg.bucket_no_upscale, cfg.enable_bucket)
+    return BucketSpec((w, h), min_reso, max_reso, cfg.bucket_reso_steps, cfg.bucket_no_upscale, cfg.enable_bucket)
 
 
 def bucket_resolutions(spec: BucketSpec) -> list[Size]:
