@@ -41,3 +41,10 @@ def test_sampling_on_the_toy_base_defaults_to_its_own_size():
     s = Session(EvalConfig(), str(weights_path()), LoraLibrary([]))
     assert s.size() == (64, 64) and s.size(128, 96) == (128, 96)
     assert Path(s.base).is_file()
+
+
+def test_plan_reads_the_family_of_a_base_given_as_a_file(tmp_path):
+    from lorakiln.services.plan import base_arch
+
+    assert base_arch(str(weights_path())) == "sd15"
+    assert base_arch(str(tmp_path / "missing.safetensors")) is None

@@ -47,7 +47,6 @@ def toy_settings(booru_url: str) -> dict[tuple[str, ...], object]:
         ("tag", "model"): str(TAGGER),
         ("filter", "min_short_side"): 64,  # the toy world is 64x64
         ("dedupe", "threshold"): 2,  # toy pictures share flat colours; only near-copies are duplicates
-        ("plan", "family"): "sd15",  # a file path says nothing of its family; the plan's tables need it
         ("train", "base"): str(BASE),
         ("train", "max_train_steps"): 400,
         ("train", "train_batch_size"): 4,

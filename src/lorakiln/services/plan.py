@@ -98,6 +98,14 @@ def base_arch(base: str | None, override: str | None = None) -> str | None:
     family = ((find_preset(base) or {}).get("preset") or {}).get("family")
     if not family and base in families():  # `--base sdxl` names the family itself
         family = base
+    if not family and base and Path(base).expanduser().exists():  # a model file or folder: from its keys
+        from lorakiln.core.errors import KilnError
+        from lorakiln.train.families.loading import detect_family
+
+        try:
+            family = detect_family(str(Path(base).expanduser()))
+        except KilnError:
+            return None
     if not family:
         return None
     return "sdxl" if family.endswith("sdxl") else "sd15"
