@@ -30,6 +30,27 @@ def test_toy_demo_trains_a_lora_whose_fidelity_beats_the_base_model(tmp_path, cl
     assert best >= 0.4, summary["ranking"]  # measured 0.74 at epoch 3
     assert (evaldir / "grid.png").is_file()
 
+    # the same run with its first checkpoint's up-weights zeroed (metadata kept): a LoRA that does
+    # nothing measures like the base model and is never recommended
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from lorakiln.formats.lora_file import read_metadata
+
+    run = evaldir.parent
+    first = sorted(run.glob("*-0*.safetensors"))[0]
+    meta = read_metadata(first)
+    tensors = load_file(str(first))
+    save_file({k: torch.zeros_like(v) if "lora_up" in k else v for k, v in tensors.items()}, str(first), metadata=meta)
+    code, out = cli("eval", cwd=run.parents[1])
+    assert code == 0, out
+    summary = json.loads((evaldir / "summary.json").read_text())
+    zero = next(r for r in summary["ranking"] if first.stem in str(r.get("checkpoint")))
+    assert zero.get("excluded") and "no measured effect" in zero["excluded"]
+    assert zero["fidelity"] in (None, 0.0) or zero["fidelity"] <= 0.1
+    assert summary["recommended"]["status"] == "recommended"
+    assert first.stem not in str(summary["recommended"]["checkpoint"])
+
 
 def test_unknown_world_is_refused(tmp_path, cli):
     code, out = cli("demo", "--world", "mars", "--dir", tmp_path / "x")
