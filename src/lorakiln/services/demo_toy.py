@@ -38,6 +38,27 @@ def toy_posts(n_kie: int = 40, n_other: int = 12, seed: int = 11) -> list[Replay
     return [replay_post(1000 + i, s.image, s.tags) for i, s in enumerate([*kie, *others])]
 
 
+# kiln eval's built-in probes ask for things this world does not have (maid, yukata, classrooms);
+# these are the world's own: the built-in probes whose words it knows, plus its outfits,
+# backgrounds and another character, so flexibility, adherence and lock-in are measured here too.
+TOY_PROBES_ONLY = ["portrait", "dataset", "cowboy_shot", "from_behind", "from_side", "no_trigger",
+                   "toy_dress", "toy_armor", "toy_swimsuit", "toy_sky", "toy_room", "toy_other"]
+TOY_PROBES_EXTRA = [
+    {"name": "toy_dress", "group": "outfit", "prompt": "{trigger}, {subject}, solo, upper body, dress, white dress",
+     "tags": ["dress", "white_dress"]},
+    {"name": "toy_armor", "group": "outfit", "prompt": "{trigger}, {subject}, solo, cowboy shot, armor, red armor",
+     "tags": ["armor", "red_armor"]},
+    {"name": "toy_swimsuit", "group": "outfit", "prompt": "{trigger}, {subject}, solo, cowboy shot, swimsuit, "
+     "one-piece swimsuit, blue one-piece swimsuit", "tags": ["one-piece_swimsuit"]},
+    {"name": "toy_sky", "group": "background", "prompt": "{trigger}, {subject}, solo, full body, outdoors, sky, "
+     "blue sky, cloud, day", "tags": ["outdoors", "sky"]},
+    {"name": "toy_room", "group": "background", "prompt": "{trigger}, {subject}, solo, full body, indoors, window, "
+     "wooden floor", "tags": ["indoors", "window"]},
+    {"name": "toy_other", "group": "unrelated", "prompt": "1girl, solo, akane (kiln), upper body, school uniform, "
+     "serafuku, blue sailor collar", "tags": ["school_uniform", "red_hair"]},
+]
+
+
 def toy_settings(booru_url: str) -> dict[tuple[str, ...], object]:
     """What a user would write into project.toml to train kie on the toy base in a minute or two."""
     return {
@@ -58,7 +79,9 @@ def toy_settings(booru_url: str) -> dict[tuple[str, ...], object]:
         ("eval", "height"): 64,
         ("eval", "weights"): [1.0],
         ("eval", "max_checkpoints"): 4,
-        ("eval", "probes", "probe_set"): "quick",
+        ("eval", "probes", "probe_set"): "standard",
+        ("eval", "probes", "only"): TOY_PROBES_ONLY,
+        ("eval", "probes", "extra"): TOY_PROBES_EXTRA,
         ("eval", "models", "embedder"): "ccip",
         ("eval", "models", "ccip_local"): str(CCIP),
         ("eval", "models", "tagger"): str(TAGGER),
@@ -74,16 +97,20 @@ def prepare_toy_demo(out: Path) -> Project:
     return init_project(out / "kiln-demo", "kiln-toy-demo", [TRIGGER], base=str(BASE), character=CHARACTER)
 
 
-def run_toy_demo(out: Path, progress: Progress, log: Callable[[str], None] = print) -> Project:
+def run_toy_demo(out: Path, progress: Progress, log: Callable[[str], None] = print,
+                 overrides: dict[tuple[str, ...], object] | None = None,
+                 posts: list[ReplayPost] | None = None) -> Project:
+    """The toy journey. Experiments (bench/recipes.py) pass `overrides`, project.toml values set
+    over the demo's, and `posts`, the booru's posts instead of `toy_posts()`."""
     proj = prepare_toy_demo(out)
     log(f"project {proj.root}: trigger {TRIGGER!r}, toy base {BASE.name} (64x64, a toy world)")
 
     def show(res: StageResult) -> None:
         log(f"{'skip' if res.skipped else 'done'} {res.stage:8} {res.summary}")
 
-    with BooruReplay(toy_posts(), site="danbooru") as booru:
+    with BooruReplay(posts if posts is not None else toy_posts(), site="danbooru") as booru:
         log(f"local Danbooru replay at {booru.url}")
-        proj.set_values(toy_settings(booru.url))
+        proj.set_values({**toy_settings(booru.url), **(overrides or {})})
         run_pipeline(proj, progress, on_result=show)
     for run in sorted(proj.runs_dir.glob("*/eval/report.html"))[-1:]:
         log(f"open {run} (evaluation) and {run.parent.parent / 'card.md'} (model card)")
