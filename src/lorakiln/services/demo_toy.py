@@ -9,9 +9,12 @@ checkpoint draws. Every stage is the real one; only the world and the models are
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 from typing import Callable
+
+from PIL import Image
 
 from lorakiln.core.progress import Progress
 from lorakiln.demo.booru_server import BooruReplay, ReplayPost
@@ -27,15 +30,58 @@ TAGGER = WEIGHTS / "tagger"
 CCIP = WEIGHTS / "ccip"
 
 
-def toy_posts(n_kie: int = 40, n_other: int = 12, seed: int = 11) -> list[ReplayPost]:
+def toy_posts(n_kie: int = 40, n_other: int = 12, seed: int = 11, *, copies: bool = True) -> list[ReplayPost]:
     """Posts of kie in varied views, framings, backgrounds and styles (a few with a second girl),
-    then posts of pretraining characters and anonymous girls that a `kie_(kiln)` search skips."""
+    then posts of pretraining characters and anonymous girls that a `kie_(kiln)` search skips;
+    with `copies`, what the dataset stages should catch: two re-uploads of kie posts (one
+    re-encoded as JPEG, one scaled up and re-encoded) and a greyscale kie picture."""
     from lorakiln.toyworld import PRETRAIN, Mix, generate, replay_post
 
-    kie = generate(n_kie, seed=seed, characters=[CHARACTER], mix=Mix(anonymous=0.0, two_figures=0.1,
-                                                                      default_outfit=0.7))
+    kie = list(generate(n_kie, seed=seed, characters=[CHARACTER], mix=Mix(anonymous=0.0, two_figures=0.1,
+                                                                           default_outfit=0.7)))
     others = generate(n_other, seed=seed + 1, characters=[c.name for c in PRETRAIN[:4]], mix=Mix(anonymous=0.3))
-    return [replay_post(1000 + i, s.image, s.tags) for i, s in enumerate([*kie, *others])]
+    posts = [replay_post(1000 + i, s.image, s.tags) for i, s in enumerate([*kie, *others])]
+    if copies:
+        posts += _copies(kie, first_id=1000 + len(posts))
+    return posts
+
+
+def _copies(kie: list, first_id: int) -> list[ReplayPost]:
+    """Re-uploads (dedupe drops them) and a greyscale picture (the monochrome filter drops it)."""
+    from dataclasses import replace
+
+    from lorakiln.toyworld import Mix, generate, replay_post
+
+    solo = [s for s in kie if "solo" in s.tags.general]
+    bigger = solo[1].image.resize((80, 80), Image.Resampling.BICUBIC)
+    again = replace(replay_post(first_id, solo[0].image, solo[0].tags), image=_jpeg(solo[0].image, 85), ext="jpg")
+    upscaled = replace(replay_post(first_id + 1, bigger, solo[1].tags), image=_jpeg(bigger, 75), ext="jpg")
+    src = next(generate(1, seed=97, characters=[CHARACTER], mix=Mix(anonymous=0.0, two_figures=0.0)))
+    grey_tags = replace(src.tags, general=tuple(sorted({*src.tags.general, "greyscale", "monochrome"})))
+    grey = replay_post(first_id + 2, src.image.convert("L").convert("RGB"), grey_tags)
+    return [again, upscaled, grey]
+
+
+def _jpeg(image: Image.Image, quality: int) -> bytes:
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def own_pictures(folder: Path, n: int = 6, seed: int = 31) -> Path:
+    """A kohya-style folder of "your own" pictures: 2_summer/ with image + .txt captions (kie in
+    swimsuits outdoors, captions as a user writes them: the trigger, then tags with spaces)."""
+    from lorakiln.toyworld import Mix, generate
+
+    sub = folder / "2_summer"
+    sub.mkdir(parents=True, exist_ok=True)
+    mix = Mix(anonymous=0.0, two_figures=0.0, default_outfit=0.0, outfit={"swimsuit": 1.0},
+              background={"sky": 1.0})
+    for i, s in enumerate(generate(n, seed=seed, characters=[CHARACTER], mix=mix)):
+        s.image.save(sub / f"summer_{i:02d}.png")
+        words = [t.replace("_", " ") for t in s.tags.general]
+        (sub / f"summer_{i:02d}.txt").write_text(", ".join([TRIGGER, *words]) + "\n")
+    return folder
 
 
 # kiln eval's built-in probes ask for things this world does not have (maid, yukata, classrooms);
@@ -68,6 +114,7 @@ def toy_settings(booru_url: str) -> dict[tuple[str, ...], object]:
         ("tag", "model"): str(TAGGER),
         ("filter", "min_short_side"): 64,  # the toy world is 64x64
         ("dedupe", "threshold"): 2,  # toy pictures share flat colours; only near-copies are duplicates
+        ("plan", "weights"): {"summer": 0.25},  # the swimsuit folder: outfit variety at a low share (seed 000)
         ("train", "base"): str(BASE),
         ("train", "max_train_steps"): 400,
         ("train", "train_batch_size"): 4,
@@ -77,7 +124,7 @@ def toy_settings(booru_url: str) -> dict[tuple[str, ...], object]:
         ("train", "save", "save_every_n_steps"): 100,
         ("eval", "width"): 64,
         ("eval", "height"): 64,
-        ("eval", "weights"): [1.0],
+        ("eval", "weights"): [0.5, 1.0],
         ("eval", "max_checkpoints"): 4,
         ("eval", "probes", "probe_set"): "standard",
         ("eval", "probes", "only"): TOY_PROBES_ONLY,
@@ -88,21 +135,24 @@ def toy_settings(booru_url: str) -> dict[tuple[str, ...], object]:
     }
 
 
-def prepare_toy_demo(out: Path) -> Project:
+def prepare_toy_demo(out: Path, own: bool = True) -> tuple[Project, Path | None]:
+    """A fresh demo folder: (project, the folder of "your own" pictures or None)."""
     out = Path(out).absolute()
     if out.exists():
         _check_replaceable(out)
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    return init_project(out / "kiln-demo", "kiln-toy-demo", [TRIGGER], base=str(BASE), character=CHARACTER)
+    pictures = own_pictures(out / "my-pictures") if own else None
+    return init_project(out / "kiln-demo", "kiln-toy-demo", [TRIGGER], base=str(BASE), character=CHARACTER), pictures
 
 
 def run_toy_demo(out: Path, progress: Progress, log: Callable[[str], None] = print,
                  overrides: dict[tuple[str, ...], object] | None = None,
                  posts: list[ReplayPost] | None = None) -> Project:
     """The toy journey. Experiments (bench/recipes.py) pass `overrides`, project.toml values set
-    over the demo's, and `posts`, the booru's posts instead of `toy_posts()`."""
-    proj = prepare_toy_demo(out)
+    over the demo's, and `posts`, the booru's posts instead of `toy_posts()`; then no folder of
+    "your own" pictures is imported either, so the posts are the whole dataset."""
+    proj, pictures = prepare_toy_demo(out, own=posts is None)
     log(f"project {proj.root}: trigger {TRIGGER!r}, toy base {BASE.name} (64x64, a toy world)")
 
     def show(res: StageResult) -> None:
@@ -110,7 +160,8 @@ def run_toy_demo(out: Path, progress: Progress, log: Callable[[str], None] = pri
 
     with BooruReplay(posts if posts is not None else toy_posts(), site="danbooru") as booru:
         log(f"local Danbooru replay at {booru.url}")
-        proj.set_values({**toy_settings(booru.url), **(overrides or {})})
+        own = {("run", "import_folders"): [str(pictures)]} if pictures else {}
+        proj.set_values({**toy_settings(booru.url), **own, **(overrides or {})})
         run_pipeline(proj, progress, on_result=show)
     for run in sorted(proj.runs_dir.glob("*/eval/report.html"))[-1:]:
         log(f"open {run} (evaluation) and {run.parent.parent / 'card.md'} (model card)")
