@@ -78,10 +78,10 @@ def test_unknown_world_is_refused(tmp_path, cli):
 
 
 def test_an_overtrained_lora_loses_flexibility_and_the_pick_moves_earlier_or_lower(tmp_path):
-    """Five times the demo's learning rate burns the LoRA in: from the second epoch on its pictures
-    are no longer kie in anything (measured: fidelity and flexibility 0.0 at weight 1 from epoch 3),
-    and the evaluation recommends the first epoch at the lower weight."""
-    overrides = {("train", "optimizer", "learning_rate"): 1e-2, ("eval", "weights"): [0.6, 1.0],
+    """Ten times the demo's learning rate burns the LoRA in: its pictures are no longer kie in
+    anything (measured: fidelity and flexibility 0.00 for every checkpoint at weight 1, and at
+    weight 0.5 from epoch 4), and the evaluation recommends the first epoch at the lower weight."""
+    overrides = {("train", "optimizer", "learning_rate"): 2e-2,
                  ("eval", "probes", "only"): ["portrait", "dataset", "toy_dress", "toy_armor", "no_trigger"]}
     proj = run_toy_demo(tmp_path / "hot", NullProgress(), log=lambda line: None, overrides=overrides)
     summary = json.loads(next(Path(proj.runs_dir).glob("*/eval/summary.json")).read_text())
