@@ -1,4 +1,4 @@
-"""The offline demo: the whole journey on bundled tiny data and the tiny model.
+"""`kiln demo --world tiny`: the whole journey on bundled tiny data and the random-weight tiny model.
 
 A local replay of Danbooru (a real HTTP server on 127.0.0.1) stands in for the site, a folder
 of "your own pictures" with captions is imported beside it, a real ONNX tagger built for the

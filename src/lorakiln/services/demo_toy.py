@@ -1,4 +1,4 @@
-"""`kiln demo --world toy`: the whole journey in the toy world, where a trained LoRA can be seen.
+"""`kiln demo` (the default, `--world toy`): the whole journey in the toy world, where a trained LoRA can be seen.
 
 A local Danbooru replay serves posts of the held-out character `kie_(kiln)` (no pretraining
 picture shows her) among posts of other toy characters; `kiln run` fetches them, tags them with
