@@ -160,6 +160,22 @@ def test_dataset_tags_outfit_and_subject():
     assert outfit_tags(shares, ["kafka_hsr"], n=3, exclude=non_prompt_tags(records)) == ["red_capelet", "necktie"]
 
 
+def test_places_and_backgrounds_are_neither_outfit_nor_reinforcement_tags():
+    """The toy demo's card listed `window, wooden floor, green background` as reinforcement tags:
+    where the picture is, not what she wears."""
+    from collections import Counter
+
+    from lorakiln.evaluate.dataset_tags import is_scene
+    from lorakiln.merge.card import reinforcement_tags
+
+    freq = Counter({"black hoodie": 26, "window": 20, "wooden_floor": 20, "green background": 18,
+                    "hairclip": 17, "Tree": 16, "hat": 8})
+    assert reinforcement_tags(freq, set()) == ["black hoodie", "hairclip", "hat"]
+    shares = tag_shares(freq, 30)
+    assert outfit_tags(shares, ["kie_kiln"]) == ["black_hoodie", "hairclip", "hat"]
+    assert is_scene("pink_background") and is_scene("window") and not is_scene("black_hoodie")
+
+
 def test_probe_sets_and_rendering():
     quick = probe_set("quick")
     assert [p.name for p in quick] == sorted(p.name for p in quick) and len(quick) == 6

@@ -35,13 +35,29 @@ SCENE = frozenset({
     "simple_background", "white_background", "grey_background", "gradient_background", "transparent_background",
     "black_background", "outdoors", "indoors", "day", "night", "sky", "cloud", "blue_sky",
 })
+# the place and its things (any `*_background` tag counts too: `is_scene`): a window or a wooden
+# floor in a third of the pictures is not part of the character's outfit, nor a tag to prompt her by
+SETTING = frozenset({
+    "window", "curtains", "wall", "door", "floor", "wooden_floor", "tile_floor", "tiles", "stairs", "railing",
+    "fence", "room", "bedroom", "classroom", "interior", "bed", "chair", "table", "desk", "couch", "shelf",
+    "bookshelf", "lamp", "plant", "potted_plant", "tree", "bush", "grass", "field", "flower_field", "forest",
+    "nature", "mountain", "scenery", "building", "city", "cityscape", "street", "road", "beach", "ocean", "sea",
+    "water", "horizon", "sunset", "night_sky", "starry_sky", "star_(sky)", "moon", "snow", "rain",
+    "cherry_blossoms", "petals", "leaf", "sunlight", "light_rays", "shadow", "depth_of_field", "blurry",
+    "no_humans",
+})
 # the character's state: gaze, pose, expression (promptable, but not part of an outfit)
 STATE = frozenset({
     "looking_at_viewer", "looking_away", "looking_to_the_side", "looking_back", "looking_up", "looking_down",
     "standing", "sitting", "smile", "open_mouth", "closed_mouth", "blush", ":d", ":o", "expressionless",
     "parted_lips", "teeth", "hand_up", "arms_up", "holding",
 })
-GENERIC = SCENE | STATE | META | SPECIAL_TAGS  # special tags an order style adds (score_9, source_anime)
+GENERIC = SCENE | SETTING | STATE | META | SPECIAL_TAGS  # special tags an order style adds (score_9, ...)
+
+
+def is_scene(key: str) -> bool:
+    """A framing, view, background or setting word (a tag key): about the picture, not the character."""
+    return key in SCENE or key in SETTING or key.endswith("_background")
 
 
 def non_prompt_tags(records: Iterable) -> frozenset[str]:
@@ -84,4 +100,4 @@ def outfit_tags(shares: Mapping[str, float], trigger: Iterable[str], n: int = 6,
         is_core = lambda t: features.group_of(t) is not None  # noqa: E731
     skip = {tag_key(t) for t in (*trigger, *exclude)} | GENERIC
     ranked = sorted(shares.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [t for t, s in ranked if s >= min_share and t not in skip and not is_core(t)][:n]
+    return [t for t, s in ranked if s >= min_share and t not in skip and not is_scene(t) and not is_core(t)][:n]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lorakiln.captions.model import tag_key
-from lorakiln.evaluate.dataset_tags import META, SCENE
+from lorakiln.evaluate.dataset_tags import META, is_scene
 
 # [train] keys the card always shows, even at their default (dotted below [train]).
 ESSENTIAL_SETTINGS = ("base", "network.algo", "network.network_dim", "network.network_alpha", "optimizer.optimizer",
@@ -57,8 +57,8 @@ def reinforcement_tags(freq: Counter, exclude: set[str], n: int = 8) -> list[str
     not a trigger, an outfit trigger or one of the tags it replaced, nor a subject-count, framing,
     view, background or quality/rating/meta word. `exclude` also takes the project's character,
     copyright and artist tags (`non_prompt_tags`)."""
-    skip = {tag_key(t) for t in (*exclude, *GENERIC)} | SCENE | META
-    return [t for t, _ in freq.most_common() if tag_key(t) not in skip][:n]
+    skip = {tag_key(t) for t in (*exclude, *GENERIC)} | META
+    return [t for t, _ in freq.most_common() if tag_key(t) not in skip and not is_scene(tag_key(t))][:n]
 
 
 def settings_that_matter(values: dict[str, Any], defaults: dict[str, Any],
