@@ -1,0 +1,1 @@
+"""Dataset vision: anime person/head/half-body detection (more of issue 12 to come)."""
