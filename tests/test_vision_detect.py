@@ -116,6 +116,23 @@ def test_nms_keeps_the_best_of_overlapping_boxes_and_separate_ones():
     assert nms(np.zeros((0, 4)), np.zeros(0), 0.5).tolist() == []
 
 
+def test_nms_matches_the_plain_greedy_definition_on_random_boxes():
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 300, (400, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(5, 80, (400, 2))], axis=1)
+    scores, classes = rng.uniform(size=400), rng.integers(0, 3, 400)
+    for cls in (None, classes):
+        order = np.argsort(-scores, kind="stable")
+        ious = iou_matrix(boxes[order], boxes[order], plus_one=True)
+        if cls is not None:
+            ious = np.where(cls[order][:, None] == cls[order][None, :], ious, 0.0)
+        alive = np.ones(len(order), bool)
+        for i in range(len(order)):  # the textbook loop: each survivor removes what it overlaps
+            if alive[i]:
+                alive[i + 1:] &= ious[i, i + 1:] <= 0.5
+        assert nms(boxes, scores, 0.5, classes=cls).tolist() == order[alive].tolist()
+
+
 def test_iou_counts_pixels_inclusively_like_imgutils():
     a, b = np.array([[0, 0, 9, 9]]), np.array([[5, 0, 14, 9]])
     assert iou_matrix(a, b, plus_one=True)[0, 0] == pytest.approx(50 / 150)

@@ -42,22 +42,35 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
         classes: np.ndarray | None = None, plus_one: bool = True) -> np.ndarray:
     """Indices of the boxes kept by greedy NMS, best score first.
 
-    The pairwise IoU is computed once (vectorised); the greedy pass then only flips a mask.
-    With `classes`, only boxes of the same class suppress each other.
+    Each kept box is compared with all lower-scored boxes still alive in one vectorised
+    step, so memory stays linear in the number of boxes (a low threshold on a YOLOv8 output
+    can leave thousands of candidates). With `classes`, only boxes of the same class
+    suppress each other.
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if len(boxes) == 0:
-        return np.zeros(0, dtype=np.int64)
     order = np.argsort(-scores, kind="stable")
-    ious = iou_matrix(boxes[order], boxes[order], plus_one=plus_one)
-    if classes is not None:
-        cls = np.asarray(classes).reshape(-1)[order]
-        ious = np.where(cls[:, None] == cls[None, :], ious, 0.0)
+    cls = None if classes is None else np.asarray(classes).reshape(-1)[order]
+    boxes = boxes[order]
+    one = 1.0 if plus_one else 0.0
+    areas = (boxes[:, 2] - boxes[:, 0] + one) * (boxes[:, 3] - boxes[:, 1] + one)
     alive = np.ones(len(order), dtype=bool)
     for i in range(len(order)):
-        if alive[i]:
-            alive[i + 1:] &= ious[i, i + 1:] <= iou_threshold
+        if not alive[i]:
+            continue
+        rest = np.flatnonzero(alive[i + 1:]) + i + 1
+        if cls is not None:
+            rest = rest[cls[rest] == cls[i]]
+        if not len(rest):
+            continue
+        lo = np.maximum(boxes[i, :2], boxes[rest, :2])
+        hi = np.minimum(boxes[i, 2:], boxes[rest, 2:])
+        wh = np.clip(hi - lo + one, 0.0, None)
+        inter = wh[:, 0] * wh[:, 1]
+        union = areas[i] + areas[rest] - inter
+        with np.errstate(divide="ignore", invalid="ignore"):
+            iou = np.where(union > 0, inter / union, 0.0)
+        alive[rest[iou > iou_threshold]] = False
     return order[alive]
 
 
