@@ -96,13 +96,19 @@ def filter_(
     force: Annotated[bool, typer.Option(help="Restore all filter drops and judge every image again.")] = False,
     list_: Annotated[bool, typer.Option(
         "--list", help="Show the filters in the order they run, with their settings.")] = False,
+    identity: Annotated[Optional[bool], typer.Option(
+        "--identity/--no-identity", help="Drop pictures that are not the main character (CCIP).")] = None,
+    identity_threshold: Annotated[Optional[float], typer.Option(
+        help="Largest CCIP difference from the main character kept (default: the model's).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Judge and report, but change and save nothing.")] = False,
     project: ProjectOpt = None,
 ) -> None:
-    """Drop images no training run should see: animated, too small, bad aspect, tag rules, monochrome, cap."""
+    """Drop images no training run should see: animated, too small, bad aspect, tag rules, monochrome,
+    other characters (--identity), cap."""
     from lorakiln.services import filter as svc
 
     p = open_project(project, write=not list_)
-    cfg = p.resolve("filter")
+    cfg = p.resolve("filter", {"identity": identity, "identity_threshold": identity_threshold})
     if list_:
         return _list_filters(cfg)
     if undo is not None:
@@ -115,11 +121,20 @@ def filter_(
         return
     from lorakiln.config.tag import TagConfig
 
-    r = svc.run_filter(p, cfg, RichProgress(), tag_cfg=p.resolve("tag", model=TagConfig), force=force)
-    out.print(f"{r.considered} images judged by {', '.join(r.filters)}: dropped {len(r.dropped)}"
-              + (f"; {r.restored} earlier drops restored" if r.restored else ""))
+    models = p.resolve("eval").models if cfg.identity else None
+    r = svc.run_filter(p, cfg, RichProgress(), tag_cfg=p.resolve("tag", model=TagConfig), force=force,
+                       models=models, dry_run=dry_run)
+    verb = "would drop" if dry_run else "dropped"
+    out.print(f"{r.considered} images judged by {', '.join(r.filters)}: {verb} {len(r.dropped)}"
+              + (f"; {r.restored} earlier drops restored" if r.restored else "")
+              + (" (dry run: nothing saved)" if dry_run else ""))
     for label, n in sorted(r.by_filter().items()):
         out.print(f"  {label}: {n}")
+    for note in r.notes:
+        out.print(escape(f"  {note}"))
+    if dry_run:
+        for rid, why in r.dropped:
+            out.print(escape(f"  {rid}: {why}"))
     for was, now, why in r.rekept:
         out.print(escape(f"  kept {now} instead of its duplicate {was} ({why})"))
     for was, copies in r.lost:

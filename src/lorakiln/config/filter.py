@@ -63,6 +63,26 @@ class FilterConfig(SectionModel):
     max_per_subset: int | None = Field(
         None, ge=1, description="Keep at most this many images per subset: the best by score, then resolution."
     )
+    identity: bool = Field(
+        False, description="Drop pictures that do not show the main character, judged by CCIP features "
+        "(`kiln filter --identity`); the model is [filter] ccip_local, else [eval.models] ccip_local/ccip_model."
+    )
+    identity_threshold: float | None = Field(
+        None, gt=0, le=2, description="Largest CCIP difference from the main character that is kept; unset = "
+        "[eval.models] ccip_threshold, else the model's metrics.json value."
+    )
+    identity_min_pictures: int = Field(
+        15, ge=2, le=100_000, description="Below this many pictures the identity filter drops nothing."
+    )
+    identity_min_share: float = Field(
+        0.6, gt=0, le=1, description="The main character must make at least this share of the pictures; "
+        "otherwise the identity filter warns and drops nothing."
+    )
+    ccip_local: str | None = Field(
+        None, description="Folder with the CCIP files (model_feat.onnx, model_metrics.onnx, metrics.json) "
+        "for the identity filter; unset = the model [eval.models] names."
+    )
+    identity_batch: int = Field(32, ge=1, le=1024, description="Pictures per CCIP feature batch.")
 
     @field_validator("max_aspect")
     @classmethod

@@ -38,19 +38,21 @@ class FilterReport:
     filters: list[str] = field(default_factory=list)
     rekept: list[tuple[str, str, str]] = field(default_factory=list)  # (was kept, kept now, why)
     lost: list[tuple[str, list[str]]] = field(default_factory=list)  # (dropped keeper, its copies: none passes)
+    notes: list[str] = field(default_factory=list)  # what a filter could not do, or measured (identity)
 
     def by_filter(self) -> Counter:
         return Counter(reason.split(":", 1)[0] for _, reason in self.dropped)
 
 
 def run_filter(project: Project, cfg: FilterConfig, progress: Progress, *, tag_cfg: TagConfig | None = None,
-               force: bool = False) -> FilterReport:
-    """Evaluate the kept images (all filter drops too, with --force) and drop what fails."""
+               force: bool = False, models=None, dry_run: bool = False) -> FilterReport:
+    """Evaluate the kept images (all filter drops too, with --force) and drop what fails.
+    `models`: [eval.models] (where the identity filter finds CCIP); a dry run saves nothing."""
     filters = build_filters(cfg)
     tag_cfg = tag_cfg or TagConfig()
     m = project.manifest()
     report = FilterReport(filters=[f.name for f in filters])
-    with ManifestSaver(m) as saver:
+    with ManifestSaver(m, enabled=not dry_run) as saver:
         if force:
             report.restored = _restore_all(m)
         report.rekept = _rekeep_duplicates(project, m, cfg, tag_cfg, progress, saver, report)
@@ -61,13 +63,24 @@ def run_filter(project: Project, cfg: FilterConfig, progress: Progress, *, tag_c
         for flt in filters:
             if flt.needs_pixels:
                 items = _add_colour(project, items, cfg, progress, saver, report)
-            drops = flt.run(items)
+            if getattr(flt, "needs_features", False):
+                drops = _identity(project, flt, items, cfg, models, progress, report, dry_run)
+            else:
+                drops = flt.run(items)
             for it in items:
                 if it.record.id in drops:
                     it.record.drop(drops[it.record.id])
                     report.dropped.append((it.record.id, drops[it.record.id]))
-            items = [it for it in items if it.record.id not in drops]
+            items = [it for it in items if it.record.id not in drops and it.record.status != Status.error]
     return report
+
+
+def _identity(project: Project, flt, items: list[Item], cfg: FilterConfig, models, progress: Progress,
+              report: FilterReport, dry_run: bool) -> dict[str, str]:
+    from lorakiln.config.eval import ModelsConfig
+    from lorakiln.services.identity import identity_drops
+
+    return identity_drops(project, flt, items, cfg, models or ModelsConfig(), progress, report, write=not dry_run)
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from lorakiln.config.filter import FilterConfig
 from lorakiln.core.errors import ConfigError
-from lorakiln.dataset.filters import animated, aspect, cap, monochrome, size, tags  # noqa: F401  (they register)
+from lorakiln.dataset.filters import animated, aspect, cap, identity, monochrome, size, tags  # noqa: F401  (they register)
 from lorakiln.dataset.filters.base import FILTERS, ColourStats, Facts, Filter, Item, norm_tag
 
-FILTER_ORDER = ["animated", "size", "aspect", "tags", "monochrome", "cap"]
+FILTER_ORDER = ["animated", "size", "aspect", "tags", "monochrome", "identity", "cap"]
 LABELS = {name: FILTERS.get(name).label for name in FILTER_ORDER}  # reason prefixes
 
 __all__ = ["FILTERS", "FILTER_ORDER", "ColourStats", "Facts", "Filter", "Item", "build_filters",
