@@ -124,6 +124,8 @@ def _safe(name: str) -> str:
 def identity_drops(project: Project, flt, items: list, cfg: FilterConfig, models, progress: Progress, report,
                    write: bool = True) -> dict[str, str]:
     """Record id -> reason for the items the identity filter drops; notes and errors go to `report`."""
+    if not items:
+        return {}
     try:
         backend = identity_backend(cfg, models)
     except KilnError as e:

@@ -18,9 +18,14 @@ threshold the model already ships, and one bad pairwise difference (a single odd
 cannot move a picture's median, so a picture is judged against the character as a whole rather
 than against one reference picture.
 
-Nothing is dropped when the set is too small to tell (`min_pictures`) or when the main
-character's pictures are not a clear majority (`min_share`): then the verdict says why, and
-every picture stays (a warning, never a wrong drop).
+Dominance is judged the way waifuc judges its clusters (its ratio threshold counts clustered
+pictures, not noise): the other groups of alike pictures are peeled off the rest, largest
+first, by the same medoid + median rule, and the main character must hold at least
+`min_share` of the pictures that fall into a group of `MIN_GROUP` or more. Loners (anonymous
+figures, off-model pictures) count for nobody, so they do not hide the main character; a
+second character of about the same size does. Nothing is dropped when the set is too small to
+tell (`min_pictures`) or no character dominates: the verdict says why, and every picture stays
+(a warning, never a wrong drop).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+MIN_GROUP = 3  # a group of alike pictures smaller than this is loners, not another character
 
 
 @dataclass(frozen=True)
@@ -70,18 +77,18 @@ def find_main_character(diff: np.ndarray, threshold: float, *, min_pictures: int
     if n < max(min_pictures, 2):
         return _keep_all(n, threshold, f"{n} pictures: at least {max(min_pictures, 2)} are needed to tell "
                                        "the main character from the others; nothing dropped")
-    medoid, core = _core(d, threshold)
-    others = ~np.eye(n, dtype=bool)
-    in_core = np.zeros(n, dtype=bool)
-    in_core[core] = True
-    median = np.array([np.median(d[i, in_core & others[i]]) if (in_core & others[i]).any() else np.inf
-                       for i in range(n)])
+    alive = np.ones(n, dtype=bool)
+    medoid, core = _core(d, threshold, alive)
+    median = _median_to(d, core)
     main = median <= threshold
-    share = float(main.mean())
+    rivals = _rival_groups(d, threshold, alive & ~main)
+    grouped = int(main.sum()) + sum(rivals)
+    share = float(main.sum()) / grouped
     if share < min_share:
-        result = _keep_all(n, threshold, f"no dominant character: the largest group of alike pictures is "
-                                         f"{int(main.sum())} of {n} ({share:.0%}, below {min_share:.0%}); "
-                                         "nothing dropped")
+        result = _keep_all(n, threshold, f"no dominant character: the largest group of alike pictures holds "
+                                         f"{int(main.sum())} of the {grouped} pictures that fall into groups "
+                                         f"(other groups: {sorted(rivals, reverse=True)[:5]}; {share:.0%}, "
+                                         f"below {min_share:.0%}); nothing dropped")
         result.medoid, result.core = medoid, core
         return result
     judgements = [Judgement(bool(ok), float(m), None if ok else drop_reason(float(m), threshold))
@@ -89,15 +96,41 @@ def find_main_character(diff: np.ndarray, threshold: float, *, min_pictures: int
     return IdentityResult(judgements, threshold, medoid, core)
 
 
-def _core(d: np.ndarray, threshold: float) -> tuple[int, list[int]]:
-    """The medoid (most neighbours within the threshold, then the tightest) and its neighbourhood."""
-    near = d <= threshold
+def _core(d: np.ndarray, threshold: float, alive: np.ndarray) -> tuple[int, list[int]]:
+    """Among the `alive` pictures: the medoid (most neighbours within the threshold, then the
+    tightest) and its neighbourhood."""
+    near = (d <= threshold) & alive[None, :] & alive[:, None]
     np.fill_diagonal(near, False)
     counts = near.sum(axis=1)
     spread = np.where(near, d, 0.0).sum(axis=1)
-    medoid = int(min(range(len(d)), key=lambda i: (-counts[i], spread[i], i)))
+    medoid = int(min(np.flatnonzero(alive), key=lambda i: (-counts[i], spread[i], i)))
     core = [medoid, *np.flatnonzero(near[medoid]).tolist()]
     return medoid, sorted(core)
+
+
+def _median_to(d: np.ndarray, core: list[int]) -> np.ndarray:
+    """Each picture's median difference to the core pictures other than itself (inf: none left)."""
+    out = np.full(len(d), np.inf)
+    for i in range(len(d)):
+        cols = [c for c in core if c != i]
+        if cols:
+            out[i] = np.median(d[i, cols])
+    return out
+
+
+def _rival_groups(d: np.ndarray, threshold: float, alive: np.ndarray, smallest: int = MIN_GROUP) -> list[int]:
+    """Sizes of the other groups of alike pictures, peeled off largest first the way the main one
+    was; pictures alike to fewer than `smallest - 1` others are loners and count for nobody."""
+    alive, sizes = alive.copy(), []
+    while alive.sum() >= smallest:
+        _, core = _core(d, threshold, alive)
+        if len(core) < smallest:
+            break
+        members = alive & (_median_to(d, core) <= threshold)
+        members[core] = True
+        sizes.append(int(members.sum()))
+        alive &= ~members
+    return sizes
 
 
 def _keep_all(n: int, threshold: float, why: str) -> IdentityResult:
