@@ -150,6 +150,12 @@ def test_kiln_filter_identity_end_to_end(toy_project, cli):
     code, out = cli("filter", "--identity", cwd=project.root)  # restored pictures stay
     assert code == 0 and all(r.kept for r in project.manifest())
 
+    from lorakiln.services.doctor import run_doctor
+    from lorakiln.services.project import open_project
+
+    (f,) = run_doctor(open_project(project.root), {"rules": ["identity"]}).findings  # kiln doctor names them
+    assert f.severity == "warning" and set(f.items) == others and "6 kept pictures differ" in f.message
+
 
 def test_without_a_model_the_other_filters_still_run(project, cli, tmp_path):
     from lorakiln.toyworld import generate

@@ -89,7 +89,17 @@ def record_item(r: ImageRecord, repeats: int, tagger=None) -> Item:
         tags, captioned = (tagger[0](r, tagger[1]) if tagger else r.all_tags()), False
     artists = (r.tags.get("artist") or []) + [t for t, c in _categories(r, tagger).items() if c == "artist"]
     return Item(r.id, frozenset(norm_tag(t) for t in tags), r.subset, repeats, r.width, r.height,
-                captioned, tuple(dict.fromkeys(norm_tag(a) for a in artists)), r.phash, r.sha256)
+                captioned, tuple(dict.fromkeys(norm_tag(a) for a in artists)), r.phash, r.sha256,
+                _identity(r))
+
+
+def _identity(r: ImageRecord) -> tuple[float, float] | None:
+    """The last `kiln filter --identity` measure of this picture (extra.identity), if any."""
+    got = r.extra.get("identity")
+    try:
+        return (float(got["difference"]), float(got["threshold"])) if got else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def folder_items(folder: Path) -> tuple[list[Item], list[str]]:

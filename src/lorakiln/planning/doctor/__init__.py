@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from lorakiln.config.doctor import DoctorConfig
-from lorakiln.planning.doctor import absorbed, duplicates, headshots, resolution, style, toggles, trigger, views  # noqa: F401  (registration)
+from lorakiln.planning.doctor import (  # noqa: F401  (registration)
+    absorbed, duplicates, headshots, identity, resolution, style, toggles, trigger, views)
 from lorakiln.planning.doctor.base import RULES, Dataset, Finding, Item, norm_tag
 
 __all__ = ["RULES", "Dataset", "Finding", "Item", "norm_tag", "run_rules", "rule_doc"]

@@ -34,6 +34,7 @@ class Item:
     artists: tuple[str, ...] = ()
     phash: str | None = None
     sha256: str | None = None
+    identity: tuple[float, float] | None = None  # (CCIP difference from the main character, threshold)
 
     def has_any(self, tags) -> bool:
         return not self.tags.isdisjoint(tags)
