@@ -187,3 +187,20 @@ def test_unreadable_picture_does_not_stop_the_batch(toy_project, cli):
     m = project.manifest()
     assert m[victim.id].status == Status.error and victim.id in out
     assert {r.id for r in m if r.status == Status.dropped} == _others(m, src)
+
+
+def test_model_and_threshold_resolution(tmp_path):
+    from lorakiln.config.eval import ModelsConfig
+    from lorakiln.config.filter import FilterConfig
+    from lorakiln.core.errors import KilnError
+    from lorakiln.services.identity import identity_backend
+    from lorakiln.toyworld.weights import CCIP
+
+    eval_only = identity_backend(FilterConfig(), ModelsConfig(ccip_local=str(CCIP)))
+    assert str(CCIP) in eval_only.origin and eval_only.threshold == pytest.approx(0.15853)
+    assert identity_backend(FilterConfig(), ModelsConfig(ccip_local=str(CCIP), ccip_threshold=0.3)).threshold == 0.3
+    mine = identity_backend(FilterConfig(ccip_local=str(CCIP), identity_threshold=0.2),
+                            ModelsConfig(ccip_local=str(tmp_path), ccip_threshold=0.3))
+    assert str(CCIP) in mine.origin and mine.threshold == 0.2
+    with pytest.raises(KilnError, match="metrics.json"):
+        identity_backend(FilterConfig(ccip_local=str(tmp_path)), ModelsConfig())

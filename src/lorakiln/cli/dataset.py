@@ -121,9 +121,8 @@ def filter_(
         return
     from lorakiln.config.tag import TagConfig
 
-    models = p.resolve("eval").models if cfg.identity else None
     r = svc.run_filter(p, cfg, RichProgress(), tag_cfg=p.resolve("tag", model=TagConfig), force=force,
-                       models=models, dry_run=dry_run)
+                       dry_run=dry_run)
     verb = "would drop" if dry_run else "dropped"
     out.print(f"{r.considered} images judged by {', '.join(r.filters)}: {verb} {len(r.dropped)}"
               + (f"; {r.restored} earlier drops restored" if r.restored else "")

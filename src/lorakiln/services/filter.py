@@ -77,10 +77,10 @@ def run_filter(project: Project, cfg: FilterConfig, progress: Progress, *, tag_c
 
 def _identity(project: Project, flt, items: list[Item], cfg: FilterConfig, models, progress: Progress,
               report: FilterReport, dry_run: bool) -> dict[str, str]:
-    from lorakiln.config.eval import ModelsConfig
     from lorakiln.services.identity import identity_drops
 
-    return identity_drops(project, flt, items, cfg, models or ModelsConfig(), progress, report, write=not dry_run)
+    models = models or project.resolve("eval").models  # the CCIP model kiln eval uses, unless [filter] names one
+    return identity_drops(project, flt, items, cfg, models, progress, report, write=not dry_run)
 
 
 @dataclass(frozen=True)
