@@ -132,6 +132,15 @@ def test_tiled_matches_untiled(sr2, blend, batch, size):
     assert {t for _, t in calls} == {len(rows) * len(cols)}
 
 
+@pytest.mark.parametrize("kw", [dict(scale=4, crop=8), dict(scale=2, align=16), dict(scale=4, six_d=True)])
+def test_tiled_matches_untiled_with_border_alignment_and_6d(tmp_path, kw):
+    model = OnnxUpscaler(build_sr(tmp_path / "m.onnx", **kw))
+    img = _picture(45, 70, seed=5)
+    whole = model.run(img.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
+    tiled = upscale_tiled(img, model.run, model.scale, tile=32, overlap=8, batch=2, out_dtype=np.float32)
+    assert np.abs(tiled - whole).max() < 1e-5
+
+
 def test_feather_spreads_what_a_too_small_overlap_leaves(tmp_path):
     """Receptive field (radius 5 input px) beyond the context: both joins differ from the untiled
     run near borders; feathering never makes the step across a border larger than cropping."""
