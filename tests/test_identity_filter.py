@@ -60,6 +60,9 @@ def test_loners_do_not_hide_the_main_character_but_a_rival_does():
     r = find_main_character(d, THR)
     assert r.dropped == [] and "other groups: [10]" in r.skipped
     assert find_main_character(d, THR, min_share=0.5).dropped == list(range(12, 25))
+    d, _ = _matrix([5], outliers=20)  # 5 alike among 25: too few of all the pictures to drop the rest
+    r = find_main_character(d, THR)
+    assert r.dropped == [] and "5 of all 25 pictures (20%, below 30%)" in r.skipped
 
 
 def test_too_few_pictures_drops_nothing():

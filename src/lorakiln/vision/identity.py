@@ -23,7 +23,10 @@ pictures, not noise): the other groups of alike pictures are peeled off the rest
 first, by the same medoid + median rule, and the main character must hold at least
 `min_share` of the pictures that fall into a group of `MIN_GROUP` or more. Loners (anonymous
 figures, off-model pictures) count for nobody, so they do not hide the main character; a
-second character of about the same size does. Nothing is dropped when the set is too small to
+second character of about the same size does. As a floor, the main character must also hold
+half that share of all the pictures: a small tight group among many pictures the model finds
+unlike each other (a character drawn in very different styles) never makes the filter drop
+most of a dataset. Nothing is dropped when the set is too small to
 tell (`min_pictures`) or no character dominates: the verdict says why, and every picture stays
 (a warning, never a wrong drop).
 """
@@ -82,13 +85,15 @@ def find_main_character(diff: np.ndarray, threshold: float, *, min_pictures: int
     median = _median_to(d, core)
     main = median <= threshold
     rivals = _rival_groups(d, threshold, alive & ~main)
-    grouped = int(main.sum()) + sum(rivals)
-    share = float(main.sum()) / grouped
-    if share < min_share:
-        result = _keep_all(n, threshold, f"no dominant character: the largest group of alike pictures holds "
-                                         f"{int(main.sum())} of the {grouped} pictures that fall into groups "
-                                         f"(other groups: {sorted(rivals, reverse=True)[:5]}; {share:.0%}, "
-                                         f"below {min_share:.0%}); nothing dropped")
+    size = int(main.sum())
+    grouped = size + sum(rivals)
+    share = size / grouped
+    if share < min_share or size < n * min_share / 2:
+        why = (f"it holds {size} of the {grouped} pictures that fall into groups (other groups: "
+               f"{sorted(rivals, reverse=True)[:5]}; {share:.0%}, below {min_share:.0%})" if share < min_share
+               else f"it holds {size} of all {n} pictures ({size / n:.0%}, below {min_share / 2:.0%})")
+        result = _keep_all(n, threshold, f"no dominant character: the largest group of alike pictures: {why}; "
+                                         "nothing dropped")
         result.medoid, result.core = medoid, core
         return result
     judgements = [Judgement(bool(ok), float(m), None if ok else drop_reason(float(m), threshold))
