@@ -31,7 +31,8 @@ def _conv(name: str, inp: str, out: str, k: int, seed: int) -> tuple[list, list]
 
 
 def build_sr(path: Path, scale: int = 2, *, k_in: int = 5, k_out: int = 3, crop: int = 0, align: int = 0,
-             batch: str | int = "n", metadata: dict | None = None, six_d: bool = False) -> Path:
+             batch: str | int = "n", metadata: dict | None = None, six_d: bool = False,
+             one_inside: bool = False) -> Path:
     """conv k_in -> tanh -> nearest resize x scale -> conv k_out -> sigmoid-ish clamp; optionally
     cut `crop` output pixels a side (waifu2x-like), demand sides divisible by `align`
     (SpaceToDepth/DepthToSpace), or return CDC's 6-D layout."""
@@ -53,6 +54,10 @@ def build_sr(path: Path, scale: int = 2, *, k_in: int = 5, k_out: int = 3, crop:
     inits += [numpy_helper.from_array(np.array(0, np.float32), "lo"),
               numpy_helper.from_array(np.array(1, np.float32), "hi")]
     last = "y4"
+    if one_inside:  # declares a dynamic batch but reshapes to batch 1: fails on batches of several
+        inits.append(numpy_helper.from_array(np.array([1, 3, 0, 0], np.int64), "one"))
+        nodes.append(helper.make_node("Reshape", [last, "one"], ["y1"]))
+        last = "y1"
     if crop:
         inits += [numpy_helper.from_array(np.array([crop, crop], np.int64), "st"),
                   numpy_helper.from_array(np.array([-crop, -crop], np.int64), "en"),
@@ -181,6 +186,16 @@ def test_fixed_batch_runs_one_tile_at_a_time(tmp_path):
     img = Image.fromarray((_picture(40, 50) * 255).astype(np.uint8))
     out = upscale_image(img, one, tile=32, overlap=8, batch=8)
     assert out.size == (100, 80) and out.mode == "RGB"
+
+
+def test_a_failing_batch_falls_back_to_one_tile_at_a_time(tmp_path):
+    model = OnnxUpscaler(build_sr(tmp_path / "one.onnx", 2, one_inside=True))
+    assert model.max_batch is None
+    img = _picture(40, 70)
+    whole = model.run(img.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
+    tiled = upscale_tiled(img, model.run, 2, tile=32, overlap=8, batch=4, out_dtype=np.float32)
+    assert np.abs(tiled - whole).max() < 1e-5
+    assert model.max_batch == 1 and "a batch of" in model.fallback
 
 
 def test_bgr_models_get_channels_swapped(sr2):
