@@ -175,6 +175,11 @@ def test_without_a_model_the_other_filters_still_run(project, cli, tmp_path):
     assert code == 0, out
     assert "model_feat.onnx" in out and "identity filter skipped" in out and "nowhere" in out
     assert sorted(str(r.reason).split(":")[0] for r in project.manifest()) == ["None", "too small"]
+    # kiln run's filter stage says so too, instead of skipping identity silently
+    project.set_section("filter", {"identity": True})
+    code, out = cli("run", "--from", "filter", "--until", "filter", "--force", cwd=project.root)
+    assert code == 0, out
+    assert "identity filter skipped" in out and "model_feat.onnx" in out
 
 
 def test_unreadable_picture_does_not_stop_the_batch(toy_project, cli):

@@ -117,7 +117,8 @@ def _filter(ctx: Context) -> StageResult:
 
     r = run_filter(ctx.project, ctx.project.resolve("filter"), ctx.progress, tag_cfg=ctx.project.resolve("tag"))
     why = ", ".join(f"{k} {v}" for k, v in r.by_filter().most_common()) or "none"
-    return StageResult("filter", f"{r.considered} images checked, {len(r.dropped)} dropped ({why})",
+    notes = "".join(f"; {n}" for n in r.notes)  # e.g. the identity filter skipped: no CCIP model
+    return StageResult("filter", f"{r.considered} images checked, {len(r.dropped)} dropped ({why}){notes}",
                        skipped=not r.dropped)
 
 
