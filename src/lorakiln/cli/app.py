@@ -26,6 +26,7 @@ from lorakiln.cli import tag as _tag
 from lorakiln.cli import merge as _merge
 from lorakiln.cli import lora as _lora
 from lorakiln.cli import evaluate as _evaluate
+from lorakiln.cli import crop as _crop
 from lorakiln.core.errors import KilnError
 
 # diffusers' pipelines import CLIP/SigLIP image processors we never use (no safety checker);
@@ -64,6 +65,7 @@ def _root(
 _project.register(app)
 _fetch.register(app)
 _dataset.register(app)
+_crop.register(app)
 _subset.register(app)
 _tag.register(app)
 _caption.register(app)

@@ -17,6 +17,7 @@ SECTION_MODULES = [
     "lorakiln.config.importing",
     "lorakiln.config.dedupe",
     "lorakiln.config.filter",
+    "lorakiln.config.crop",
     "lorakiln.config.fetch",
     "lorakiln.config.plan",
     "lorakiln.config.doctor",

@@ -37,7 +37,7 @@ class Context:
 
 Stage = Callable[[Context], StageResult]
 STAGES: Registry[Stage] = Registry("pipeline stage")
-ORDER = ["fetch", "import", "dedupe", "filter", "tag", "caption", "plan", "export", "train", "eval", "card"]
+ORDER = ["fetch", "import", "dedupe", "filter", "crop", "tag", "caption", "plan", "export", "train", "eval", "card"]
 
 
 class StageFailed(KilnError):
@@ -120,6 +120,20 @@ def _filter(ctx: Context) -> StageResult:
     notes = "".join(f"; {n}" for n in r.notes)  # e.g. the identity filter skipped: no CCIP model
     return StageResult("filter", f"{r.considered} images checked, {len(r.dropped)} dropped ({why}){notes}",
                        skipped=not r.dropped)
+
+
+@STAGES.register("crop")
+def _crop(ctx: Context) -> StageResult:
+    from lorakiln.services.crop import run_crop
+
+    cfg = ctx.project.resolve("crop")
+    if not cfg.enabled:
+        return StageResult("crop", "off ([crop] enabled = false)", skipped=True)
+    r = run_crop(ctx.project, cfg, ctx.progress, force=ctx.force)
+    errors = f"; {len(r.errors)} unreadable" if r.errors else ""
+    return StageResult("crop", f"{r.considered} pictures looked at, {len(r.made)} close-ups made in subset "
+                               f"{cfg.subset!r}, {len(r.not_single)} without exactly one person{errors}",
+                       skipped=not r.considered)
 
 
 @STAGES.register("tag")
