@@ -94,7 +94,7 @@ def test_model_failing_on_batches_falls_back_to_one_at_a_time(tmp_path, tiny, im
     assert hidden.max_batch is None and hidden.fallback is None  # its input says any batch
     x = np.stack([load_for_tagger(p, 64) for p in images[0][:3]])
     np.testing.assert_allclose(hidden.predict(x), _open(tiny).predict(x), rtol=0, atol=1e-6)
-    assert hidden.max_batch == 1 and hidden.fallback.startswith("batched run failed")
+    assert hidden.max_batch == 1 and hidden.fallback.startswith("a batch of")
 
 
 def test_full_size_wd_v3_interface_at_448(tmp_path, images):

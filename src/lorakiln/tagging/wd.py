@@ -17,6 +17,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from lorakiln.core.batch_run import run_batched
 from lorakiln.core.errors import ConfigError, ItemError, KilnError
 from lorakiln.core.records import TaggerScores
 from lorakiln.tagging.models import LABEL_FORMATS, Label
@@ -117,18 +118,7 @@ class OnnxTagger:
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities [n, n_labels] for a prepared NHWC batch."""
-        if self.max_batch == 1 and len(batch) > 1:
-            return np.concatenate([self._run(batch[i:i + 1]) for i in range(len(batch))])
-        try:
-            return self._run(batch)
-        except KilnError:
-            raise
-        except Exception as e:
-            if len(batch) == 1:
-                raise KilnError(f"{self.source}: model run failed: {str(e).splitlines()[0][:300]}") from None
-            self.max_batch = 1
-            self.fallback = f"batched run failed ({str(e).splitlines()[0][:120]}); running one at a time"
-            return self.predict(batch)
+        return run_batched(self, batch, self._run)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         out = np.asarray(self.session.run([self.output_name], {self.input_name: batch}, self._quiet)[0])

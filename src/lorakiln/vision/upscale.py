@@ -30,6 +30,7 @@ from typing import Callable, Protocol
 import numpy as np
 from PIL import Image
 
+from lorakiln.core.batch_run import run_batched
 from lorakiln.core.errors import ConfigError, KilnError
 from lorakiln.tagging.wd import pick_providers
 from lorakiln.vision.tiling import Progress, check_tiling, upscale_tiled
@@ -69,6 +70,7 @@ class OnnxUpscaler:
         if len(inp.shape) != 4 or (isinstance(inp.shape[1], int) and inp.shape[1] != 3):
             raise ConfigError(self.path, f"input {inp.name} has shape {inp.shape}; an upscaler takes [n, 3, h, w]")
         self.input_name, self.output_name = inp.name, self.session.get_outputs()[0].name
+        self.source = str(self.path)  # named in run_batched's messages
         self.max_batch = 1 if inp.shape[0] == 1 else None
         self.fallback: str | None = "the model's batch dimension is fixed to 1" if self.max_batch == 1 else None
         self.fixed = tuple(inp.shape[2:]) if all(isinstance(d, int) for d in inp.shape[2:]) else None
@@ -126,15 +128,7 @@ class OnnxUpscaler:
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Batches go through whole; if the model fails on one although its batch dimension is not
         fixed, it runs one tile at a time from then on and `fallback` says why."""
-        if len(batch) > 1 and self.max_batch is None:
-            try:
-                return self._run(batch)
-            except Exception as e:  # noqa: BLE001 - onnxruntime's own types
-                self.max_batch = 1
-                self.fallback = f"a batch of {len(batch)} failed ({str(e).splitlines()[0][:160]}); one tile at a time"
-        if len(batch) > 1:
-            return np.concatenate([self._run(batch[i:i + 1]) for i in range(len(batch))])
-        return self._run(batch)
+        return run_batched(self, batch, self._run)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         n, _, h, w = batch.shape

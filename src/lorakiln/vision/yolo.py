@@ -40,6 +40,7 @@ from typing import Iterator, NamedTuple, Sequence
 import numpy as np
 from PIL import Image
 
+from lorakiln.core.batch_run import run_batched
 from lorakiln.core.errors import ConfigError, ItemError, KilnError
 from lorakiln.dataset.decode import load_rgb, to_rgb
 from lorakiln.tagging.wd import pick_providers
@@ -178,18 +179,7 @@ class YoloDetector:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Raw outputs [n, ...] for a prepared NCHW batch; one at a time where batches fail."""
-        if self.max_batch == 1 and len(batch) > 1:
-            return np.concatenate([self._run(batch[i:i + 1]) for i in range(len(batch))])
-        try:
-            return self._run(batch)
-        except KilnError:
-            raise
-        except Exception as e:
-            if len(batch) == 1:
-                raise KilnError(f"{self.source}: model run failed: {str(e).splitlines()[0][:300]}") from None
-            self.max_batch = 1
-            self.fallback = f"batched run failed ({str(e).splitlines()[0][:120]}); running one at a time"
-            return self.run(batch)
+        return run_batched(self, batch, self._run)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         out = np.asarray(self.session.run([self.output_name], {self.input_name: batch}, self._quiet)[0])
