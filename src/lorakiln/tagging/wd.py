@@ -19,6 +19,7 @@ import numpy as np
 
 from lorakiln.core.batch_run import run_batched
 from lorakiln.core.errors import ConfigError, ItemError, KilnError
+from lorakiln.core.onnx_session import open_session
 from lorakiln.core.records import TaggerScores
 from lorakiln.tagging.models import LABEL_FORMATS, Label
 from lorakiln.tagging.preprocess import load_for_tagger
@@ -77,18 +78,8 @@ class OnnxTagger:
     """One loaded tagger: `predict(batch)` -> probabilities, `scores(row)` -> TaggerScores."""
 
     def __init__(self, name: str, model_path: Path, labels: list[Label], device: str = "auto"):
-        import onnxruntime as ort
-
         self.name, self.labels, self.source = name, labels, str(model_path)
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(
-                str(model_path), opts, providers=pick_providers(device, ort.get_available_providers()))
-        except Exception as e:  # onnxruntime raises its own types; the message is what matters
-            raise ConfigError(model_path, f"cannot load the ONNX model: {str(e).splitlines()[0][:300]}") from None
-        self._quiet = ort.RunOptions()
-        self._quiet.log_severity_level = 4  # a failed batch is reported by us (see `fallback`)
+        self.session, self._quiet = open_session(model_path, device)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.size, fixed = input_geometry(inp.shape, self.source)

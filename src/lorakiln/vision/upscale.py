@@ -32,7 +32,7 @@ from PIL import Image
 
 from lorakiln.core.batch_run import run_batched
 from lorakiln.core.errors import ConfigError, KilnError
-from lorakiln.tagging.wd import pick_providers
+from lorakiln.core.onnx_session import open_session
 from lorakiln.vision.tiling import Progress, check_tiling, upscale_tiled
 
 ALIGNS = (1, 8, 16, 32, 64)
@@ -52,20 +52,10 @@ class OnnxUpscaler:
     """One ONNX single-image SR network: scale, alignment and border read or measured at load."""
 
     def __init__(self, path: Path | str, device: str = "auto", bgr: bool = False, name: str | None = None):
-        import onnxruntime as ort
-
         self.path, self.bgr = Path(path), bgr
         self.name = name or self.path.stem
         self.origin = f"file {self.path}"
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(
-                str(self.path), opts, providers=pick_providers(device, ort.get_available_providers()))
-        except Exception as e:  # onnxruntime raises its own types; the message is what matters
-            raise ConfigError(self.path, f"cannot load the ONNX model: {str(e).splitlines()[0][:300]}") from None
-        self._quiet = ort.RunOptions()
-        self._quiet.log_severity_level = 4  # failed probes are expected; we report the outcome
+        self.session, self._quiet = open_session(self.path, device)
         inp = self.session.get_inputs()[0]
         if len(inp.shape) != 4 or (isinstance(inp.shape[1], int) and inp.shape[1] != 3):
             raise ConfigError(self.path, f"input {inp.name} has shape {inp.shape}; an upscaler takes [n, 3, h, w]")

@@ -42,8 +42,8 @@ from PIL import Image
 
 from lorakiln.core.batch_run import run_batched
 from lorakiln.core.errors import ConfigError, ItemError, KilnError
+from lorakiln.core.onnx_session import open_session
 from lorakiln.dataset.decode import load_rgb, to_rgb
-from lorakiln.tagging.wd import pick_providers
 from lorakiln.vision.boxes import clip_round, nms, scale_boxes, xywh_to_xyxy
 
 DEFAULT_SIZE = 640  # imgutils' fallback when the model has no imgsz metadata
@@ -131,19 +131,9 @@ class YoloDetector:
 
     def __init__(self, name: str, model_path: Path, conf: float, iou: float,
                  labels: Sequence[str] | None = None, device: str = "auto", dynamic: bool = False):
-        import onnxruntime as ort
-
         self.name, self.source, self.conf, self.iou = name, str(model_path), conf, iou
         self.origin = self.source  # where the file came from (the loader says "hub repo@commit")
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(
-                str(model_path), opts, providers=pick_providers(device, ort.get_available_providers()))
-        except Exception as e:  # onnxruntime raises its own types; the message is what matters
-            raise ConfigError(model_path, f"cannot load the ONNX model: {str(e).splitlines()[0][:300]}") from None
-        self._quiet = ort.RunOptions()
-        self._quiet.log_severity_level = 4
+        self.session, self._quiet = open_session(model_path, device)
         meta = self.session.get_modelmeta().custom_metadata_map
         inp = self.session.get_inputs()[0]
         if len(inp.shape) != 4 or inp.shape[1] not in (3, "3"):
