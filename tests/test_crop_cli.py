@@ -78,3 +78,18 @@ def test_kiln_crop_without_detectors_names_the_files(project, cli, tmp_path):
     assert cli("import", src, cwd=project.root)[0] == 0
     code, out = cli("crop", cwd=project.root)
     assert code == 1 and "model.onnx" in out and "empty" in out
+
+
+def test_an_unreadable_picture_is_recorded_and_the_batch_goes_on(project, cli, tmp_path):
+    src = _setup(project, tmp_path)
+    assert cli("import", src, cwd=project.root)[0] == 0
+    m = project.manifest()
+    victim = sorted(m, key=lambda r: r.id)[0]
+    path = project.abs(victim.file)
+    path.write_bytes(path.read_bytes()[:100])
+    code, out = cli("crop", cwd=project.root)
+    assert code == 0, out
+    assert "1 errors" in out and victim.id in out
+    m = project.manifest()
+    assert m[victim.id].status.value == "error" and "unreadable" in m[victim.id].reason
+    assert sum(1 for r in m if r.parent) >= 12  # the others were cropped

@@ -152,6 +152,8 @@ def run_crop(project: Project, cfg: CropConfig, progress: Progress, *, dry_run: 
                 _one(project, m, parent, cfg, detectors, report, dry_run)
             except (ItemError, OSError) as e:  # one unreadable picture never stops the batch
                 report.errors.append((parent.id, str(e)))
+                if not dry_run:  # recorded as the other stages record it
+                    parent.fail(f"unreadable: {e}")
             task.advance()
             saver.tick()
     return report
