@@ -30,26 +30,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
+from peak_rss import PeakRSS
 
 VARIANTS = {"untiled": None, "tiled": ("feather", 1), "tiled-b4": ("feather", 4), "tiled-crop": ("crop", 1)}
-
-
-class PeakRSS:
-    """Peak resident memory during a block from VmHWM, reset at entry (bench/train_step.py's convention)."""
-
-    def __enter__(self):
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-        except OSError:
-            pass
-        self.start = psutil.Process().memory_info().rss
-        return self
-
-    def __exit__(self, *exc):
-        hwm = next((int(line.split()[1]) * 1024 for line in Path("/proc/self/status").read_text().splitlines()
-                    if line.startswith("VmHWM:")), None)
-        self.peak = hwm if hwm is not None else max(self.start, psutil.Process().memory_info().rss)
 
 
 def build(path: Path, channels: int) -> Path:

@@ -37,26 +37,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
+from peak_rss import PeakRSS
 
 OTHERS = ["tsubaki_(kiln)", "hotaru_(kiln)", "koharu_(kiln)"]
-
-
-class PeakRSS:
-    """Peak resident memory during a block from VmHWM, reset at entry (bench/train_step.py's convention)."""
-
-    def __enter__(self):
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-        except OSError:
-            pass
-        self.start = psutil.Process().memory_info().rss
-        return self
-
-    def __exit__(self, *exc):
-        hwm = next((int(line.split()[1]) * 1024 for line in Path("/proc/self/status").read_text().splitlines()
-                    if line.startswith("VmHWM:")), None)
-        self.peak = hwm if hwm is not None else max(self.start, psutil.Process().memory_info().rss)
 
 
 def pin_ort_threads(threads: int) -> None:
